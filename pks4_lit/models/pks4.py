@@ -1,0 +1,161 @@
+"""PKS⁴: Parallel Kinematic Selective State Space Scanners (arXiv 2604.26461), one temporal block.
+
+    X [B,T,C,h,w] ──LayerNorm──▶ in_proj ──▶ u, z                    (per location, d_inner = expand·C)
+    u ──causal depthwise conv over T──▶ SiLU ──▶ u'                    (d_conv=0: SiLU only)
+    Δ, B, C = f([P, u'])   P = KinematicPriorEncoder(LN(X))           (use_priors=False: f(u') only)
+    y = selective_scan(u', Δ, A, B, C, D, z)  with B·h·w independent sequences of length T
+    Y = X + out_proj(y)
+
+Only the abstract of the paper is public. From it: a 2D backbone's feature maps, one selective
+SSM scanning along time independently ("parallel scanners") at every spatial location, with Δ and
+B/C driven by kinematic priors from inter-frame correlations and differences; linear in T.
+Everything else is our choice, mostly taken from Mamba (Gu & Dao 2023, mamba_simple.py):
+  * pre-LayerNorm and residual; in_proj to (u, z), gate y·SiLU(z), out_proj back to C;
+  * causal depthwise conv over time (d_conv taps) before the scan, as Mamba does;
+  * the priors are computed from the LayerNormed X and *concatenated* to u' before x_proj, so they
+    modulate Δ (through its low-rank projection), B and C together; u itself is not changed;
+  * Δ: low-rank (dt_rank = ceil(C/16) by default) projection, dt bias initialised so that
+    softplus(bias) is log-uniform in [dt_min, dt_max] (inverse softplus), applied inside the scan
+    (delta_bias, delta_softplus=True); A = −exp(A_log) with S4D-real init A_n = −n; D skip = 1;
+  * SSM parameters (A_log, D, dt bias) stay fp32; on CPU the scan inputs are computed in fp32
+    with autocast off; on CUDA Δ/B/C/z follow u's dtype (the fused kernel's contract);
+  * bidirectional=True: a second scanner runs on the time-reversed sequence with its OWN conv,
+    x_proj, dt_proj, A_log and D (as Vision Mamba's bidirectional block does), sharing LayerNorm,
+    in_proj, z, out_proj and the priors (time-reversed: P_t still describes motion t−1 → t);
+    the two outputs are summed before out_proj;
+  * use_priors=True with both use_correlation and use_difference off is the same as
+    use_priors=False (no encoder): that is the `ssm` baseline head.
+Cost: every part is per frame or per frame pair, and the scan is linear in T; nothing is
+quadratic in T. Spatially, the block is per location except the prior encoder's correlation
+window (reach radius·dilation + 1 cells, see kinematic.py).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from pks4_lit.models.kinematic import KinematicPriorEncoder
+from pks4_lit.ops import causal_conv1d, selective_scan
+
+
+class _Scanner(nn.Module):
+    """One scan direction: conv → SiLU → (Δ,B,C) from [u', priors] → selective scan."""
+
+    def __init__(self, d_inner, d_state, d_conv, prior_dim, dt_rank, dt_min, dt_max, dt_init_floor):
+        super().__init__()
+        self.d_inner, self.d_state, self.dt_rank = d_inner, d_state, dt_rank
+        self.conv1d = nn.Conv1d(d_inner, d_inner, d_conv, groups=d_inner) if d_conv > 0 else None
+        self.x_proj = nn.Linear(d_inner + prior_dim, dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(dt_rank, d_inner, bias=True)
+
+        nn.init.uniform_(self.dt_proj.weight, -dt_rank ** -0.5, dt_rank ** -0.5)
+        dt = torch.exp(torch.rand(d_inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
+        dt = dt.clamp(min=dt_init_floor)
+        with torch.no_grad():
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))        # softplus⁻¹(dt)
+        self.dt_proj.bias._no_weight_decay = True
+        A = torch.arange(1, d_state + 1, dtype=torch.float32).repeat(d_inner, 1)  # S4D-real
+        self.A_log = nn.Parameter(torch.log(A))                                 # [d_inner,N]
+        self.A_log._no_weight_decay = True
+        self.D = nn.Parameter(torch.ones(d_inner))                              # [d_inner]
+        self.D._no_weight_decay = True
+
+    def forward(self, u, z, p):     # u, z [b,d,L]; p [b,L,Cp] | None → y [b,d,L], Δ pre-bias [b,d,L]
+        # compute dtype: fp32 on CPU, also under autocast (fp64 kept, for gradcheck); on CUDA u's
+        # dtype, as the fused kernels expect. Autocast is off in here and every cast is explicit;
+        # A_log, D and the dt bias are passed as fp32.
+        cdt = u.dtype if u.is_cuda or u.dtype == torch.float64 else torch.float32
+        with torch.autocast(u.device.type, enabled=False):
+            u, z = u.to(cdt), z.to(cdt)
+            if self.conv1d is not None:
+                bias = self.conv1d.bias.to(cdt)
+                u = causal_conv1d(u, self.conv1d.weight.squeeze(1).to(cdt), bias, "silu")
+            else:
+                u = F.silu(u)
+            feats = u.transpose(1, 2)                                           # [b,L,d]
+            if p is not None:
+                feats = torch.cat([feats, p.to(cdt)], -1)                       # [b,L,d+Cp]
+            dbc = F.linear(feats, self.x_proj.weight.to(cdt))                   # [b,L,R+2N]
+            dt, Bm, Cm = dbc.split([self.dt_rank, self.d_state, self.d_state], -1)
+            delta = F.linear(dt, self.dt_proj.weight.to(cdt)).transpose(1, 2).contiguous()  # [b,d,L]
+            Bm = Bm.transpose(1, 2).contiguous()                                # [b,N,L]
+            Cm = Cm.transpose(1, 2).contiguous()                                # [b,N,L]
+            y = selective_scan(u.contiguous(), delta, -torch.exp(self.A_log.float()), Bm, Cm,
+                               self.D.float(), z=z.contiguous(),
+                               delta_bias=self.dt_proj.bias.float(), delta_softplus=True)
+        return y, delta
+
+
+class PKS4(nn.Module):
+    def __init__(self, dim: int, d_state: int = 16, expand: int = 1, d_conv: int = 4,
+                 prior_dim: int = 64, radius: int = 3, dilation: int = 1,
+                 use_correlation: bool = True, use_difference: bool = True,
+                 use_priors: bool = True, bidirectional: bool = False,
+                 dt_rank: int | str = "auto", dt_min: float = 0.001, dt_max: float = 0.1,
+                 dt_init_floor: float = 1e-4, diff_dim: int = 8, temperature: float = 0.1,
+                 learn_temperature: bool = True):
+        super().__init__()
+        if dim < 1 or d_state < 1 or expand < 1 or d_conv < 0:
+            raise ValueError(f"need dim, d_state, expand >= 1 and d_conv >= 0; got dim={dim}, "
+                             f"d_state={d_state}, expand={expand}, d_conv={d_conv}")
+        if not 0 < dt_min <= dt_max:
+            raise ValueError(f"need 0 < dt_min <= dt_max, got {dt_min}, {dt_max}")
+        self.dim, self.d_inner, self.d_state = dim, expand * dim, d_state
+        self.dt_rank = math.ceil(dim / 16) if dt_rank == "auto" else int(dt_rank)
+        self.use_priors = use_priors and (use_correlation or use_difference)
+        self.bidirectional = bidirectional
+
+        self.norm = nn.LayerNorm(dim)
+        self.priors = KinematicPriorEncoder(
+            dim, prior_dim, radius, dilation, use_correlation, use_difference, diff_dim,
+            temperature, learn_temperature) if self.use_priors else None
+        self.in_proj = nn.Linear(dim, 2 * self.d_inner)
+        p_dim = prior_dim if self.use_priors else 0
+        self.scanners = nn.ModuleList(
+            _Scanner(self.d_inner, d_state, d_conv, p_dim, self.dt_rank, dt_min, dt_max, dt_init_floor)
+            for _ in range(2 if bidirectional else 1))
+        self.out_proj = nn.Linear(self.d_inner, dim)
+
+    def mix(self, xn, p=None, return_delta=False):
+        """The sequence mixer on already-normalised sequences: xn [b,L,C], p [b,L,Cp] | None →
+        out_proj(y) [b,L,C] (and the per-direction Δ after bias+softplus, each [b,d_inner,L])."""
+        u, z = self.in_proj(xn).transpose(1, 2).chunk(2, 1)                     # [b,d,L] each
+        y, delta = self.scanners[0](u, z, p)                                    # [b,d,L]
+        deltas = [delta]
+        if self.bidirectional:                                                  # reversed time
+            yb, delta_b = self.scanners[1](u.flip(-1), z.flip(-1), None if p is None else p.flip(1))
+            y = y + yb.flip(-1)
+            deltas.append(delta_b.flip(-1))
+        y = y.transpose(1, 2)                                                   # [b,L,d]
+        if not torch.is_autocast_enabled(y.device.type):
+            y = y.to(self.out_proj.weight.dtype)
+        out = self.out_proj(y)                                                  # [b,L,C]
+        if not return_delta:
+            return out
+        deltas = [F.softplus(d.float() + s.dt_proj.bias.float()[:, None]) for d, s in zip(deltas, self.scanners)]
+        return out, deltas
+
+    def forward(self, X: torch.Tensor, return_internals: bool = False):
+        if X.dim() != 5 or X.shape[2] != self.dim:
+            raise ValueError(f"PKS4(dim={self.dim}) expects [B,T,{self.dim},h,w], got {tuple(X.shape)}")
+        B, T, C, h, w = X.shape
+        xn = self.norm(X.permute(0, 1, 3, 4, 2))                                # [B,T,h,w,C]
+        seq = xn.permute(0, 2, 3, 1, 4).reshape(B * h * w, T, C)                # [B·h·w,T,C]
+        p, kin = None, {}
+        if self.use_priors:
+            P, kin = self.priors(xn.permute(0, 1, 4, 2, 3), return_internals=True)  # [B,T,Cp,h,w]
+            p = P.permute(0, 3, 4, 1, 2).reshape(B * h * w, T, -1)              # [B·h·w,T,Cp]
+        out = self.mix(seq, p, return_delta=return_internals)
+        if return_internals:
+            out, deltas = out
+        Y = X + out.reshape(B, h, w, T, C).permute(0, 3, 4, 1, 2).to(X.dtype)  # [B,T,C,h,w]
+        if not return_internals:
+            return Y
+        to_grid = lambda d: d.reshape(B, h, w, self.d_inner, T).permute(0, 4, 3, 1, 2)  # noqa: E731
+        internals = dict(priors=P if self.use_priors else None, delta=to_grid(deltas[0]), **kin)
+        if self.bidirectional:
+            internals["delta_backward"] = to_grid(deltas[1])
+        return Y, internals
