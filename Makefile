@@ -24,8 +24,45 @@ $(VENV)/.installed: pyproject.toml
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# writes $(SYNTH) and data/weights/ if missing, trains + tests conf/synthetic/{pks4,tsn}.yaml, prints the table
+demo: setup
+	$(PY) scripts/demo.py --synthetic $(SYNTH)
+
+# every run logs under runs/<config dir>/<config name>/version_N (scalars, hparams, confusion matrices)
+TB_PORT ?= 6006
 tensorboard: setup
-	$(VENV)/bin/tensorboard --logdir runs
+	$(VENV)/bin/tensorboard --logdir runs --port $(TB_PORT)
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache
+
+# ---- paper tables (pks4_lit/tables.py): markdown into docs/RESULTS.md, plots into docs/figures/
+#   make table-efficiency                      time, memory, FLOPs per head as T grows 8 -> 128 (BENCH_ARGS=...)
+#   make table-main [EPOCHS=] [DATA=] [CONFIG_DIR=]   every head on the temporal- and spatial-heavy synthetic sets
+#   make table-ablation [EPOCHS=] [DATA=]      PKS4 without each prior, global scan, bidirectional, radius
+#   make table-ssv2 DATA=/path/to/ssv2         conf/ssv2 recipes on Something-Something V2 (GPU)
+#   make table-k400 DATA=/path/to/k400         conf/k400 recipes on Kinetics-400 (GPU)
+#   make tables                                efficiency + main + ablation
+BENCH_ARGS ?= --extra-T 256 512
+TABLE_ARGS ?=
+TABLE_OPTS = $(if $(DATA),--data $(DATA)) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(CONFIG_DIR),--config-dir $(CONFIG_DIR)) $(TABLE_ARGS)
+TABLES_PY = PKS4_TABLES_COMMAND="$(strip make $@ $(if $(DATA),DATA=$(DATA)) $(if $(EPOCHS),EPOCHS=$(EPOCHS)) $(if $(CONFIG_DIR),CONFIG_DIR=$(CONFIG_DIR)))" $(PY) -m pks4_lit.tables
+
+.PHONY: tables table-efficiency table-main table-ablation table-ssv2 table-k400
+
+tables: table-efficiency table-main table-ablation
+
+table-efficiency: setup
+	$(TABLES_PY) efficiency $(BENCH_ARGS)
+
+table-main: setup
+	$(TABLES_PY) main $(TABLE_OPTS)
+
+table-ablation: setup
+	$(TABLES_PY) ablation $(TABLE_OPTS)
+
+table-ssv2: setup
+	$(TABLES_PY) ssv2 --data "$(DATA)" $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(CONFIG_DIR),--config-dir $(CONFIG_DIR)) $(TABLE_ARGS)
+
+table-k400: setup
+	$(TABLES_PY) k400 --data "$(DATA)" $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(CONFIG_DIR),--config-dir $(CONFIG_DIR)) $(TABLE_ARGS)
