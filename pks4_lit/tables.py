@@ -235,11 +235,13 @@ def _run_child(cmd: list[str], log_path: Path, quiet: bool) -> dict:
 
 
 def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float, float]]]:
-    """tag -> [(step, wall_time, value)] over every event file of every version under run_dir."""
+    """tag -> [(step, wall_time, value)] over every event file of every version under run_dir
+    (or of run_dir alone when it is itself a version directory holding event files)."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out: dict[str, list] = {}
-    for ev_dir in sorted({p.parent for p in run_dir.glob("version_*/events.out.tfevents.*")}):
+    pattern = "events.out.tfevents.*" if any(run_dir.glob("events.out.tfevents.*")) else "version_*/events.out.tfevents.*"
+    for ev_dir in sorted({p.parent for p in run_dir.glob(pattern)}):
         acc = EventAccumulator(str(ev_dir), size_guidance={"scalars": 0})
         acc.Reload()
         for tag in acc.Tags()["scalars"]:

@@ -6,8 +6,9 @@
 2. writes the offline ImageNet EfficientNet-Lite0 weights (`python -m pks4_lit.models.offline_weights`),
 3. for each head: `pks4 fit --config conf/synthetic/<head>.yaml`, then
    `pks4 test --config conf/synthetic/<head>.yaml --ckpt_path best`,
-4. prints a table (test top-1 overall / temporal classes / spatial classes, epochs, wall time) and
-   writes it to runs/demo.json.
+4. prints a table (test top-1 overall / temporal classes / spatial classes, epochs, wall time),
+   writes it to runs/demo.json and draws the training curves (from the TensorBoard event files)
+   to runs/demo_curves.png.
 
 The temporal classes come in forward/backward pairs with the same frames in opposite order, so an
 order-blind head is at chance (50 %) inside each pair; a head that reads the order is not.
@@ -65,7 +66,33 @@ def train_and_test(head: str, synthetic: Path) -> dict:
     metrics = {k: float(v) for k, v in test.trainer.callback_metrics.items()}
     return dict(head=head, top1=metrics["test/top1"], temporal=metrics.get("test/top1_temporal"),
                 spatial=metrics.get("test/top1_spatial"), epochs=fit.trainer.current_epoch, best_epoch=best_epoch + 1,
-                fit_seconds=round(fit_seconds, 1), test_seconds=round(time.perf_counter() - t1, 1), checkpoint=str(best))
+                fit_seconds=round(fit_seconds, 1), test_seconds=round(time.perf_counter() - t1, 1), checkpoint=str(best),
+                log_dir=str(fit.trainer.log_dir))
+
+
+def plot_curves(rows: list[dict], png: Path) -> None:
+    """train/loss per step and val/top1 per epoch of each head's fit, read back from TensorBoard."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pks4_lit.tables import read_scalars
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
+    for r in rows:
+        scalars = read_scalars(Path(r["log_dir"]))
+        steps, _, loss = zip(*scalars["train/loss"])
+        ax_loss.plot(steps, loss, lw=1, label=r["head"])
+        ax_acc.plot(range(1, len(scalars["val/top1"]) + 1), [v for _, _, v in scalars["val/top1"]], "o-", ms=3, label=r["head"])
+    ax_loss.set(xlabel="step", ylabel="train/loss", title="training loss")
+    ax_acc.set(xlabel="epoch", ylabel="val/top1", title="validation top-1", ylim=(0, 1.02))
+    for ax in (ax_loss, ax_acc):
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.suptitle("make demo: embedded dataset, frozen EfficientNet-Lite0, CPU")
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
 
 
 def table(rows: list[dict]) -> str:
@@ -93,6 +120,8 @@ def main() -> int:
     print(table(rows))
     Path("runs").mkdir(exist_ok=True)
     Path("runs/demo.json").write_text(json.dumps(dict(rows=rows, total_seconds=round(total, 1)), indent=1))
+    plot_curves(rows, Path("runs/demo_curves.png"))
+    print("training curves: runs/demo_curves.png  (live: make tensorboard)")
     return 0
 
 
