@@ -1,9 +1,7 @@
 """The walkthrough notebook runs headless end to end (fast mode: fresh model, no checkpoint)."""
-import os
 from pathlib import Path
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "pks4_walkthrough.ipynb"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pks4_lit.ops.dispatch import log_once, optional_attr, requested_impl
+from pks4_lit.ops.dispatch import choose_backend, optional_attr
 
 CONV_IMPLS = ("auto", "cuda", "torch")
 _FUSED = ("causal_conv1d", "causal_conv1d_fn")
@@ -48,19 +48,8 @@ def _fused_problem(x: torch.Tensor, width: int) -> str | None:
 def conv_backend(x: torch.Tensor, width: int = 4) -> str:
     """"cuda" or "torch": which implementation `causal_conv1d` would run. Raises RuntimeError
     when PKS4_CONV_IMPL=cuda cannot be honoured."""
-    forced = requested_impl("PKS4_CONV_IMPL", CONV_IMPLS)
-    if forced == "torch":
-        return "torch"
-    problem = _fused_problem(x, width)
-    if forced == "cuda":
-        if problem is not None:
-            raise RuntimeError(f"PKS4_CONV_IMPL=cuda but the fused causal conv1d cannot run: {problem}")
-        return "cuda"
-    if problem is None:
-        return "cuda"
-    if x.is_cuda:
-        log_once(f"causal_conv1d: using F.conv1d on CUDA because {problem}")
-    return "torch"
+    return choose_backend("causal conv1d", "PKS4_CONV_IMPL", CONV_IMPLS,
+                          lambda: _fused_problem(x, width), x.is_cuda)
 
 
 def causal_conv1d_torch(x, weight, bias=None, activation=None):

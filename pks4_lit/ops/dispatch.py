@@ -37,3 +37,22 @@ def log_once(message: str) -> None:
     if message not in _logged:
         _logged.add(message)
         log.warning(message)
+
+
+def choose_backend(what: str, env_var: str, choices: tuple[str, ...], fused_problem, on_cuda: bool) -> str:
+    """The path an op takes: `env_var` forces one of `choices`; under "auto" the fused kernel runs
+    unless `fused_problem()` names a reason (logged once on CUDA, where a fallback is a surprise).
+    A forced "cuda" that cannot run raises RuntimeError with the reason instead of falling back."""
+    forced = requested_impl(env_var, choices)
+    if forced not in ("auto", "cuda"):
+        return forced
+    problem = fused_problem()
+    if forced == "cuda":
+        if problem is not None:
+            raise RuntimeError(f"{env_var}=cuda but the fused {what} cannot run: {problem}")
+        return "cuda"
+    if problem is None:
+        return "cuda"
+    if on_cuda:
+        log_once(f"{what}: using the PyTorch implementation on CUDA because {problem}")
+    return "torch"

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pks4_lit.ops.dispatch import log_once, optional_attr, requested_impl
+from pks4_lit.ops.dispatch import choose_backend, optional_attr
 from pks4_lit.ops.scan_torch import selective_scan_core
 
 SCAN_IMPLS = ("auto", "cuda", "torch", "ref")
@@ -191,19 +191,8 @@ def scan_backend(u: torch.Tensor, d_state: int | None = None) -> str:
     """Which implementation `selective_scan` would run for `u` [b,d,L] and state size N=d_state:
     "cuda" (mamba-ssm fused kernel), "torch" (our exact PyTorch scan) or "ref" (sequential
     reference). Raises RuntimeError when PKS4_SCAN_IMPL=cuda cannot be honoured."""
-    forced = requested_impl("PKS4_SCAN_IMPL", SCAN_IMPLS)
-    if forced in ("torch", "ref"):
-        return forced
-    problem = _fused_problem(u, d_state)
-    if forced == "cuda":
-        if problem is not None:
-            raise RuntimeError(f"PKS4_SCAN_IMPL=cuda but the fused selective scan cannot run: {problem}")
-        return "cuda"
-    if problem is None:
-        return "cuda"
-    if u.is_cuda:
-        log_once(f"selective_scan: using the PyTorch scan on CUDA because {problem}")
-    return "torch"
+    return choose_backend("selective scan", "PKS4_SCAN_IMPL", SCAN_IMPLS,
+                          lambda: _fused_problem(u, d_state), u.is_cuda)
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None,

@@ -4,7 +4,6 @@ import torch
 import torch.nn.functional as F
 
 from pks4_lit.ops import causal_conv1d
-from pks4_lit.ops.causal_conv1d import causal_conv1d_torch
 
 
 def loop_conv(x, weight, bias=None, activation=None):
