@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import math
 import os
@@ -649,6 +650,12 @@ def _ms(v):
 
 # ---------------------------------------------------------------------------- report
 
+def _cell(row: dict, key: str, fmt: str) -> str:
+    """A Markdown table cell: row[key] formatted, or a dash where it was not measured."""
+    return format(row[key], fmt) if row.get(key) is not None else "–"
+
+
+
 def to_markdown(res: dict) -> str:
     """A short Markdown summary of a run's result dict (what the device tool's output tail shows)."""
     L = []
@@ -688,7 +695,7 @@ def to_markdown(res: dict) -> str:
         L.append(f"\n| scan dtype | T | pass | {c} ms | {b} ms | speedup | GB/s (min bytes) | of copy BW | GB/s incl. state |")
         L.append("|---|---|---|---|---|---|---|---|---|")
         for r in st["rows"]:
-            f = lambda k, fmt: format(r[k], fmt) if r.get(k) is not None else "–"   # noqa: E731
+            f = functools.partial(_cell, r)
             L.append(f"| {r['dtype']} | {r['T']} | {r['pass_']} | {f(c, '.3f')} | {f(b, '.3f')} | "
                      f"{f('speedup', '.1f')} | {f('gb_per_s_minimal', '.0f')} | {f('of_copy_bw', '.0%')} | "
                      f"{f('gb_per_s_with_state', '.0f')} |")
@@ -705,7 +712,7 @@ def to_markdown(res: dict) -> str:
         L.append(f"\n| step ({sp['backbone']}) | T | freeze | {c} step ms | head ms | share | {b} step ms | head ms | share |")
         L.append("|---|---|---|---|---|---|---|---|---|")
         for r in sp["rows"]:
-            f = lambda k, fmt: format(r[k], fmt) if r.get(k) is not None else "–"   # noqa: E731
+            f = functools.partial(_cell, r)
             L.append(f"| | {r['T']} | {r['freeze']} | {f(c + '_step_ms', '.1f')} | {f(c + '_head_ms', '.1f')} | "
                      f"{f(c + '_head_share', '.0%')} | {f(b + '_step_ms', '.1f')} | {f(b + '_head_ms', '.1f')} | "
                      f"{f(b + '_head_share', '.0%')} |")
