@@ -21,15 +21,15 @@ into the model. What this file adds on top of it:
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import importlib
-import json
 import os
 import pkgutil
 import sys
 import warnings
 from pathlib import Path
+
+from pks4_lit.command import print_json, run_command
 
 RUNS_DIR = "runs"
 EVAL_SUBCOMMANDS = ("validate", "test", "predict")
@@ -39,11 +39,9 @@ EVAL_SUBCOMMANDS = ("validate", "test", "predict")
 def _synth(argv: list[str]) -> int:
     from pks4_lit.data import synthetic
 
-    parser = argparse.ArgumentParser(prog="pks4 synth", description=(synthetic.__doc__ or "").split("\n")[0])
-    synthetic.add_arguments(parser)
-    result = synthetic.run(parser.parse_args(argv))
+    result = run_command(synthetic, "pks4 synth", argv)
     if result is not None:
-        print(json.dumps(result, indent=2, default=str))
+        print_json(result)
     return 0
 
 
@@ -65,10 +63,8 @@ def _bench(argv: list[str]) -> int:
     results = {}
     for bench_name in names if name == "all" else [name]:
         module = importlib.import_module(f"pks4_lit.bench.{bench_name}")
-        parser = argparse.ArgumentParser(prog=f"pks4 bench {bench_name}", description=module.__doc__)
-        module.add_arguments(parser)
-        results[bench_name] = module.run(parser.parse_args(rest if name != "all" else []))
-    print(json.dumps(results[name] if name != "all" else results, indent=2, default=str))
+        results[bench_name] = run_command(module, f"pks4 bench {bench_name}", rest if name != "all" else [])
+    print_json(results[name] if name != "all" else results)
     return 0
 
 

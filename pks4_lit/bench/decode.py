@@ -27,6 +27,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from pks4_lit.command import script_main
 from pks4_lit.data.decode import VideoReader
 from pks4_lit.data.sampling import dense_indices, segment_indices
 
@@ -108,12 +109,8 @@ def run(args) -> dict:
     return out
 
 
-def main(argv=None):
-    import json
-
-    parser = argparse.ArgumentParser(prog="pks4 bench decode", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    print(json.dumps(run(parser.parse_args(argv)), indent=1))
+def main(argv=None) -> None:
+    script_main(__name__, "pks4 bench decode", argv)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from pks4_lit.command import script_main
 from pks4_lit.models import KinematicPriorEncoder, VideoClassifier, build_temporal_head
 from pks4_lit.models.st_adapter import add_st_adapters
 
@@ -360,10 +361,8 @@ def run(args) -> dict:
     return out
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    print(json.dumps(run(parser.parse_args(argv)), indent=1))
+def main(argv=None) -> None:
+    script_main(__name__, "pks4 bench heads", argv)
 
 
 if __name__ == "__main__":

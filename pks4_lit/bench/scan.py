@@ -18,7 +18,6 @@ gradients written) over the time, to compare with the device's memory bandwidth.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -26,6 +25,7 @@ import time
 
 import torch
 
+from pks4_lit.command import script_main
 from pks4_lit.ops.dispatch import optional_attr
 from pks4_lit.ops.selective_scan import (_MAMBA, _call_fused, scan_backend, selective_scan_ref,
                                          selective_scan_torch)
@@ -177,9 +177,7 @@ def run(args) -> dict:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    print(json.dumps(run(parser.parse_args(argv)), indent=2))
+    script_main(__name__, "pks4 bench scan", argv)
 
 
 if __name__ == "__main__":

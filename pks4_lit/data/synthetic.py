@@ -35,6 +35,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from pks4_lit.command import script_main
+
 TASKS = ("mixed", "temporal", "spatial")
 
 # (class A, class B = A reversed in time, motion of A)
@@ -317,10 +319,8 @@ def run(args) -> dict:
                                    frames=args.frames, seed=args.seed, workers=args.workers, overwrite=args.overwrite)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="pks4 synth", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    print(json.dumps(run(parser.parse_args(argv)), indent=1))
+def main(argv=None) -> None:
+    script_main(__name__, "pks4 synth", argv)
 
 
 if __name__ == "__main__":
