@@ -229,11 +229,11 @@ def load_checkpoint(model: VideoMamba, path: str) -> dict:
     missing = sorted(set(ours) - set(sd) - set(report["kept_init"]) - set(report["dropped"]))
     bad = sorted(k for k in set(sd) & set(ours) if sd[k].shape != ours[k].shape)
     if unexpected or missing or bad:
+        mismatch = [f"{k} {tuple(sd[k].shape)} vs {tuple(ours[k].shape)}" for k in bad]
         detail = "; ".join(f"{name}: {keys[:6]}{' ...' if len(keys) > 6 else ''}" for name, keys in
-                           (("unexpected", unexpected), ("missing", missing),
-                            ("shape mismatch", [f"{k} {tuple(sd[k].shape)} vs {tuple(ours[k].shape)}" for k in bad]))
-                           if keys)
-        raise ValueError(f"{path} does not fit this VideoMamba (embed_dim={model.embed_dim}, depth={model.depth}): {detail}")
+                           (("unexpected", unexpected), ("missing", missing), ("shape mismatch", mismatch)) if keys)
+        raise ValueError(f"{path} does not fit this VideoMamba (embed_dim={model.embed_dim}, "
+                         f"depth={model.depth}): {detail}")
     model.load_state_dict(sd, strict=False)
     log.info("loaded VideoMamba checkpoint %s (%s)", path,
              ", ".join(f"{k}: {v}" for k, v in report.items() if v) or "exact")

@@ -155,3 +155,15 @@ def test_bad_input_is_a_clear_error():
         m(torch.zeros(1, 4, 3, 32, 32, dtype=torch.int32))
     with pytest.raises(ValueError, match="multiple of patch_size"):
         VideoMamba(5, img_size=40)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    grads = []
+    for ckpt in (False, True):
+        torch.manual_seed(0)
+        m = VideoMamba(5, grad_checkpointing=ckpt, **SMALL).train()
+        torch.manual_seed(1)
+        m(torch.rand(2, 4, 3, 32, 32)).logsumexp(-1).sum().backward()
+        grads.append({n: p.grad for n, p in m.named_parameters()})
+    for n, g in grads[0].items():
+        torch.testing.assert_close(grads[1][n], g, msg=n)
