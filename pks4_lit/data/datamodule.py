@@ -52,6 +52,7 @@ class VideoDataModule(L.LightningDataModule):
         eval_batch_size: Optional[int] = None,
         decode_threads: int = 1,
         decode_mode: str = "auto",
+        max_missing_fraction: float = 0.25,
     ):
         """
         Args:
@@ -78,6 +79,9 @@ class VideoDataModule(L.LightningDataModule):
             eval_batch_size: videos per val/test/predict batch (default: batch_size).
             decode_threads: FFmpeg decode threads per worker.
             decode_mode: "auto" (choose seek or linear per video), "seek" or "linear".
+            max_missing_fraction: a video whose clip misses more than this fraction of its frames
+                (damaged or cut-off file) is a bad video; fewer are replaced by the nearest earlier
+                frame, with a warning naming the video.
         """
         super().__init__()
         if format not in FORMATS:
@@ -90,6 +94,8 @@ class VideoDataModule(L.LightningDataModule):
             raise DatasetError(f"crop_size ({crop_size}) must not exceed short_side ({short_side})")
         if decode_mode not in ("auto", "seek", "linear"):
             raise DatasetError(f"decode_mode must be auto, seek or linear (got {decode_mode!r})")
+        if not 0.0 <= max_missing_fraction <= 1.0:
+            raise DatasetError(f"max_missing_fraction must be in [0, 1] (got {max_missing_fraction})")
         self.save_hyperparameters()
         self.root = Path(root).expanduser()
         self.format = format
@@ -99,7 +105,8 @@ class VideoDataModule(L.LightningDataModule):
         self.predict_paths = predict_paths
         self.clip_kw = dict(num_frames=num_frames, sampler=sampler, frame_stride=frame_stride, crop_size=crop_size,
                             short_side=short_side, scale=tuple(scale), hflip=hflip, seed=seed,
-                            max_bad_fraction=max_bad_fraction, decode_threads=decode_threads, decode_mode=decode_mode)
+                            max_bad_fraction=max_bad_fraction, decode_threads=decode_threads, decode_mode=decode_mode,
+                            max_missing_fraction=max_missing_fraction)
         self.num_clips, self.num_crops = num_clips, num_crops
         self.datasets: dict[str, VideoClipDataset] = {}
 

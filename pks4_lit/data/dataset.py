@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from .annotations import DatasetError, Sample
-from .decode import BadVideoError, VideoReader
+from .decode import MAX_MISSING_FRACTION, BadVideoError, VideoReader
 from .sampling import sample_indices
 from .transforms import eval_crops, train_transform
 
@@ -70,13 +70,14 @@ class VideoClipDataset(Dataset):
                  frame_stride: int = 4, crop_size: int = 112, short_side: int = 128, scale=(0.4, 1.0),
                  hflip: bool = False, num_clips: int = 1, num_crops: int = 1, seed: int = 0,
                  max_bad_fraction: float = 0.05, decode_threads: int = 1, decode_mode: str = "auto",
-                 return_path: bool = False):
+                 max_missing_fraction: float = MAX_MISSING_FRACTION, return_path: bool = False):
         self.samples = list(samples)
         self.train = train
         self.num_frames, self.sampler, self.frame_stride = num_frames, sampler, frame_stride
         self.crop_size, self.short_side, self.scale, self.hflip = crop_size, short_side, tuple(scale), hflip
         self.num_clips, self.num_crops = num_clips, num_crops
         self.seed, self.decode_threads, self.decode_mode = seed, decode_threads, decode_mode
+        self.max_missing_fraction = max_missing_fraction
         self.return_path = return_path
         self.counter = BadVideoCounter(max_bad_fraction)
 
@@ -117,9 +118,12 @@ class VideoClipDataset(Dataset):
         return item
 
     # ------------------------------------------------------------------------------------------
+    def _open(self, s: Sample) -> VideoReader:
+        return VideoReader(s.path, threads=self.decode_threads, video_id=s.id, max_missing_fraction=self.max_missing_fraction)
+
     def load_train(self, s: Sample, rng: np.random.Generator) -> torch.Tensor:
         """[T,3,crop,crop] uint8."""
-        with VideoReader(s.path, threads=self.decode_threads) as r:
+        with self._open(s) as r:
             idx = sample_indices(self.sampler, r.num_frames, self.num_frames, self.frame_stride, rng=rng)
             frames = r.decode(idx, mode=self.decode_mode, short_side=self.short_side)
         return train_transform(_to_tchw(frames), self.crop_size, self.scale, self.hflip, rng)
@@ -127,7 +131,7 @@ class VideoClipDataset(Dataset):
     def load_eval(self, s: Sample) -> torch.Tensor:
         """[V,T,3,crop,crop] uint8: every clip decoded in one pass, then cropped."""
         T, K = self.num_frames, self.num_clips
-        with VideoReader(s.path, threads=self.decode_threads) as r:
+        with self._open(s) as r:
             idx = np.concatenate([sample_indices(self.sampler, r.num_frames, T, self.frame_stride, clip=k, num_clips=K)
                                   for k in range(K)])
             frames = _to_tchw(r.decode(idx, mode=self.decode_mode, short_side=self.short_side))
