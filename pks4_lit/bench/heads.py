@@ -14,7 +14,7 @@ Two modes (`--modes`):
 Per (mode, row, T), one training step = zero_grad, forward, cross-entropy, backward:
   step_s        fastest of `--repeats` timed steps after one warm-up step (the least disturbed by
                 other jobs on a shared machine; the median is kept as step_s_median)
-  saved_MB      bytes autograd stores for backward (torch.autograd.graph.saved_tensors_hooks; each
+  saved_MB      bytes autograd stores for backward during the forward (saved_tensors_hooks; each
                 storage counted once, parameters excluded): deterministic, and what dominates
                 training memory; on CUDA also `cuda_peak_MB` (max_memory_allocated above the start)
   rss_peak_MB   Linux only: rise of the process' peak RSS (VmHWM, reset via /proc/self/clear_refs)
@@ -146,7 +146,9 @@ def time_steps(model, x, y, repeats: int, device) -> list[float]:
 
 
 def saved_bytes(model, x, y) -> int:
-    """Bytes autograd keeps for backward in one step: each storage once, parameters excluded."""
+    """Bytes autograd keeps for backward in one step: each storage once, parameters excluded.
+    Counted over the forward only: what is held between forward and backward (ops that
+    recompute in their backward pack transient tensors there; RSS/CUDA peaks see those)."""
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     seen: dict[int, int] = {}
 
@@ -159,8 +161,10 @@ def saved_bytes(model, x, y) -> int:
             seen[s.data_ptr()] = max(seen.get(s.data_ptr(), 0), s.nbytes())
         return t
 
+    model.zero_grad(set_to_none=True)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        train_step(model, x, y)
+        loss = F.cross_entropy(model(x), y)
+    loss.backward()
     return sum(seen.values())
 
 
