@@ -281,13 +281,13 @@ def write_synthetic_dataset(root, task: str = "mixed", videos_per_class: int = 2
                             split_sizes: tuple[int, int, int] | None = None) -> dict:
     """Write the embedded dataset under `root` in the SSv2 layout; returns a summary dict.
 
-    Files: labels.json, train.json, validation.json, test.json (with templates, hence labels),
-    groups.json {class: "temporal"|"spatial"}, synthetic.json (the parameters), <id>.webm.
-    If `root` already holds a dataset written with the same parameters it is kept (no work);
-    a different one needs overwrite=True. workers: processes (0 = min(2, cpus)).
     frames None: the task's default (16; kinematic 8, kinematic_long 32). crf None: lossless.
     split_sizes (train, validation, test): clips per class in each split, instead of
     videos_per_class × splits (fractions).
+    Files: labels.json, train.json, validation.json, test.json (with templates, hence labels),
+    groups.json {class: group}, synthetic.json (the parameters), <id>.webm.
+    If `root` already holds a dataset written with the same parameters it is kept (no work);
+    a different one needs overwrite=True. workers: processes (0 = min(2, cpus)).
     """
     root = Path(root)
     templates = class_templates(task)
