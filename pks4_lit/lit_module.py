@@ -22,6 +22,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
+from pks4_lit.cache.model import logits_from_features
 from pks4_lit.models import VideoClassifier
 
 # parameters never weight-decayed besides biases/norms/1-D tensors: the SSM's own state parameters
@@ -130,10 +131,11 @@ class PKS4Module(LightningModule):
         """video [B,T,3,H,W] uint8 or float in 0..1 -> logits [B,K]."""
         return self.model(video)
 
-    def multi_view_probs(self, video: torch.Tensor) -> torch.Tensor:
-        """video [B,V,T,3,H,W] -> softmax scores averaged over the V views [B,K]."""
+    def multi_view_probs(self, video: torch.Tensor, features: bool = False) -> torch.Tensor:
+        """video [B,V,T,3,H,W] (features=True: backbone features [B,V,T,C,h,w]) -> view-averaged softmax [B,K]."""
         b, v = video.shape[:2]
-        logits = self.model(video.flatten(0, 1))                      # [B*V,K]
+        x = video.flatten(0, 1)
+        logits = logits_from_features(self.model, x) if features else self.model(x)  # [B*V,K]
         return logits.float().softmax(-1).view(b, v, -1).mean(1)      # [B,K]
 
     # ------------------------------------------------------------------ training
@@ -165,12 +167,15 @@ class PKS4Module(LightningModule):
     def training_step(self, batch, batch_idx):
         if batch is None:  # every video of the batch failed to decode (the datamodule logged their ids)
             return self._skip_step()
-        video, label = batch["video"], batch["label"]                 # [B,T,3,H,W], [B]
+        label = batch["label"]                                        # [B]
         target = F.one_hot(label, self.num_classes).float()
         smoothing = self.hparams.label_smoothing
         target = target * (1.0 - smoothing) + smoothing / self.num_classes
-        video, target = self._mix(video, target)
-        logits = self.model(video)
+        if "features" in batch:  # frozen-feature store (pks4 cache): no decoding, no backbone forward
+            logits = logits_from_features(self.model, batch["features"])  # [B,T,C,h,w] -> [B,K]
+        else:
+            video, target = self._mix(batch["video"], target)         # [B,T,3,H,W]
+            logits = self.model(video)
         loss = torch.sum(-target * F.log_softmax(logits.float(), -1), -1).mean()
         self._check_finite(loss)
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=label.shape[0])
@@ -203,8 +208,8 @@ class PKS4Module(LightningModule):
     def _eval_step(self, batch, split: str):
         if batch is None:
             return
-        video, label = batch["video"], batch["label"]                 # [B,V,T,3,H,W], [B]
-        probs = self.multi_view_probs(video)                         # [B,K]
+        label, features = batch["label"], "features" in batch         # [B]
+        probs = self.multi_view_probs(batch["features" if features else "video"], features)  # [B,K]
         loss = F.nll_loss(probs.clamp_min(1e-12).log(), label)
         self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, sync_dist=True,
                  prog_bar=split == "val", batch_size=label.shape[0])

@@ -52,6 +52,7 @@ class VideoDataModule(L.LightningDataModule):
         eval_batch_size: Optional[int] = None,
         decode_threads: int = 1,
         decode_mode: str = "auto",
+        features: Optional[str] = None,
     ):
         """
         Args:
@@ -78,6 +79,8 @@ class VideoDataModule(L.LightningDataModule):
             eval_batch_size: videos per val/test/predict batch (default: batch_size).
             decode_threads: FFmpeg decode threads per worker.
             decode_mode: "auto" (choose seek or linear per video), "seek" or "linear".
+            features: a frozen-feature store written by `pks4 cache`: train/val/test batches carry its
+                backbone `features` instead of `video` (no decoding, no backbone forward).
         """
         super().__init__()
         if format not in FORMATS:
@@ -97,6 +100,7 @@ class VideoDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.seed = num_workers, seed
         self.predict_paths = predict_paths
+        self.features = features
         self.clip_kw = dict(num_frames=num_frames, sampler=sampler, frame_stride=frame_stride, crop_size=crop_size,
                             short_side=short_side, scale=tuple(scale), hflip=hflip, seed=seed,
                             max_bad_fraction=max_bad_fraction, decode_threads=decode_threads, decode_mode=decode_mode)
@@ -126,6 +130,8 @@ class VideoDataModule(L.LightningDataModule):
         wanted = {"fit": ["train", "val"], "validate": ["val"], "test": ["test"], "predict": ["predict"],
                   None: ["train", "val", "test"]}[stage]
         for name in wanted:
+            if self.features and name != "predict":  # read from the feature store (pks4_lit.cache)
+                continue
             if name not in self.datasets:
                 self.datasets[name] = self._build(name)
 
@@ -147,6 +153,9 @@ class VideoDataModule(L.LightningDataModule):
 
     # -- loaders -------------------------------------------------------------------------------
     def _loader(self, name: str, shuffle: bool, batch_size: int) -> DataLoader:
+        if self.features and name != "predict":
+            from pks4_lit.cache.dataset import feature_loader
+            return feature_loader(self, name, shuffle, batch_size)
         if name not in self.datasets:
             self.setup({"train": "fit", "val": "validate", "test": "test", "predict": "predict"}[name])
         ds = self.datasets[name]
