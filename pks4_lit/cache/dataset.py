@@ -20,6 +20,7 @@ import logging
 
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from pks4_lit.cache.fingerprint import check, data_fields, model_fields, warn_if_code_changed
@@ -122,8 +123,8 @@ def open_checked_store(datamodule) -> FeatureStore:
     warn_if_code_changed(store.root, store.manifest.get("code_sha256"))
     bad = store.manifest.get("bad", {})
     summary = ", ".join(f"{len(ids)} {split}" for split, ids in bad.items() if ids)
-    log.info("reading features from %s (K=%d train views, %s)%s", store.root, store.views, store.manifest["dtype"],
-             f"; bad videos when written (train: replaced, eval: dropped): {summary}" if summary else "")
+    rank_zero_info(f"reading backbone features from {store.root} (K={store.views} train views, {store.manifest['dtype']})"
+                   + (f"; bad videos when written (train: replaced, eval: dropped): {summary}" if summary else ""))
     datamodule._feature_store = store
     return store
 

@@ -65,8 +65,10 @@ def feature_shape(classifier, datamodule, device, autocast) -> list[int]:
 def write_store(classifier, datamodule, out, views: int = 4, dtype: str = "float16", precision="32-true",
                 autocast=contextlib.nullcontext, device="cpu", splits=SPLITS, batch_size: int | None = None,
                 shard_size: int | None = None, overwrite: bool = False, progress: bool = True,
-                stream=sys.stderr) -> dict:
-    """Write (or complete) the store for `classifier` + `datamodule` at `out`; returns a summary."""
+                stream=None) -> dict:
+    """Write (or complete) the store for `classifier` + `datamodule` at `out`; returns a summary.
+    Messages and the progress bar go to `stream` (default: sys.stderr at call time)."""
+    stream = stream or sys.stderr
     if views < 1:
         raise StoreError(f"--views must be >= 1 (got {views})")
     if dtype not in DTYPES:
