@@ -101,13 +101,12 @@ def write_store(classifier, datamodule, out, views: int = 4, dtype: str = "float
              f" in {len(lay.shards())} shards" for s, lay in layouts.items()]
     print(f"pks4 cache: {out}: features [T,C,h,w]={shape} {dtype}, {human(item_bytes)} per view\n"
           + "\n".join(lines) + f"\n  total ≈ {human(total)} (free: {human(_free_bytes(Path(out)))})", file=stream)
-    if total > _free_bytes(Path(out)):
-        raise StoreError(f"not enough disk space under {out} for ≈ {human(total)}")
-
     complete, done = begin_write(out, header, overwrite)
     if complete:
         print(f"pks4 cache: {out} is already complete for this configuration", file=stream)
     else:
+        if total > _free_bytes(Path(out)):
+            raise StoreError(f"not enough disk space under {out} for ≈ {human(total)}")
         for split, lay in layouts.items():
             _write_split(classifier, datasets[split], out, split, lay, header, done, device, autocast,
                          batch_size or (datamodule.batch_size if split == "train" else datamodule.eval_batch_size),
