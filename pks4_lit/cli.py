@@ -3,6 +3,7 @@
     pks4 fit|validate|test|predict --config conf/...yaml [--key.sub value ...]   (LightningCLI)
     pks4 synth ROOT [...]                                                     (embedded dataset)
     pks4 bench [NAME|all] [...]                                               (benchmarks, JSON)
+    pks4 cache --config C [--views K] [--out DIR]                             (frozen-feature store)
 
 `synth` and `bench` are dispatched with argparse before LightningCLI sees the arguments.
 
@@ -122,6 +123,8 @@ def _make_cli_class():
 
         def before_instantiate_classes(self):
             sub = self.subcommand
+            if sub is None:  # run=False (pks4 cache): classes only, nothing to resolve
+                return
             config = self.config[sub]
             if sub == "fit" and config.ckpt_path == "last":
                 self._resolve_resume(config)
@@ -226,8 +229,9 @@ def _parser_class():
     return PKS4Parser
 
 
-def run_cli(argv: list[str] | None = None):
-    """Run LightningCLI on `argv` (default: sys.argv[1:]) and return the LightningCLI object."""
+def run_cli(argv: list[str] | None = None, run: bool = True):
+    """Run LightningCLI on `argv` (default: sys.argv[1:]) and return the LightningCLI object;
+    `run=False`: no subcommand, only instantiate the configured classes (used by `pks4 cache`)."""
     from pks4_lit.data.datamodule import VideoDataModule
     from pks4_lit.lit_module import PKS4Module
 
@@ -237,7 +241,7 @@ def run_cli(argv: list[str] | None = None):
     return cli_class(
         PKS4Module, VideoDataModule, args=argv, parser_kwargs={"parser_mode": "omegaconf"},
         parser_class=_parser_class(),
-        seed_everything_default=0, save_config_kwargs={"overwrite": True},
+        seed_everything_default=0, save_config_kwargs={"overwrite": True}, run=run,
         trainer_defaults={"logger": {
             "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
             "init_args": {"save_dir": RUNS_DIR, "name": _config_run_name(sys.argv[1:] if argv is None else argv)}}},
@@ -250,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         return _synth(args[1:])
     if args and args[0] == "bench":
         return _bench(args[1:])
+    if args and args[0] == "cache":
+        from pks4_lit.cache.command import main as cache_main
+        return cache_main(args[1:])
 
     from pks4_lit.data.annotations import DatasetError
     from pks4_lit.lit_module import NonFiniteLossError
