@@ -34,10 +34,13 @@ trainer:
   enable_model_summary: false
   enable_progress_bar: false
 model:
-  backbone: test_efficientnet
-  feature_index: 2
-  head: pks4
-  head_kwargs: {{d_state: 4, prior_dim: 8, radius: 1}}
+  net:
+    class_path: pks4_lit.models.VideoClassifier
+    init_args:
+      backbone: {{name: test_efficientnet, feature_index: 2}}
+      head:
+        class_path: pks4_lit.models.PKS4
+        init_args: {{d_state: 4, prior_dim: 8, radius: 1}}
   lr: 0.003
   warmup_epochs: 0.5
 data:

@@ -26,11 +26,14 @@ trainer:
   enable_model_summary: false
   enable_progress_bar: false
 model:
-  backbone: test_efficientnet
-  feature_index: 2
-  head: pks4
-  head_kwargs: {{d_state: 4, prior_dim: 8, radius: 1}}
-  dropout: 0.1
+  net:
+    class_path: pks4_lit.models.VideoClassifier
+    init_args:
+      backbone: {{name: test_efficientnet, feature_index: 2}}
+      head:
+        class_path: pks4_lit.models.PKS4
+        init_args: {{d_state: 4, prior_dim: 8, radius: 1}}
+      dropout: 0.1
   lr: 0.003
   warmup_epochs: 0.5
 data:
@@ -55,7 +58,7 @@ def classifier(num_classes: int, seed: int = 0, **kw) -> VideoClassifier:
     import torch
 
     torch.manual_seed(seed)
-    return VideoClassifier(num_classes, **{**MODEL, **kw}).eval()
+    return VideoClassifier.from_names(num_classes, **{**MODEL, **kw}).eval()
 
 
 def write_config(path: Path, root: Path) -> Path:

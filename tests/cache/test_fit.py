@@ -49,10 +49,10 @@ def test_cache_command_default_dir_is_shared_by_heads_and_refuses_a_trainable_ba
     assert main(args) == 0
     first = json.loads(capsys.readouterr().out)
     assert first["out"].startswith("cache/tiny/test_efficientnet-") and not first["already_complete"]
-    assert main(args + ["--model.head", "tsn", "--model.head_kwargs", "{}"]) == 0  # another head: same features
+    assert main(args + ["--model.net.init_args.head", "pks4_lit.models.TSN"]) == 0  # another head: same features
     second = json.loads(capsys.readouterr().out)
     assert second["out"] == first["out"] and second["already_complete"]
 
-    assert main(args + ["--model.freeze", "last_n"]) == 2
+    assert main(args + ["--model.net.init_args.backbone.freeze", "last_n"]) == 2
     err = capsys.readouterr().err
     assert "backbone is not frozen" in err and len(err.strip().splitlines()) == 1
