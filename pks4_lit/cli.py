@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import copy
 import difflib
-import glob
 import importlib
-import logging
 import os
 import pkgutil
 import re
@@ -48,10 +46,12 @@ from pathlib import Path
 from typing import Callable
 
 from pks4_lit.command import debug_enabled, print_json, run_and_print, run_command
+from pks4_lit.console import default_progress_bar, filter_expected_output
+from pks4_lit.runs import (FAILED_MARKER, best_checkpoint, class_count_mismatch, latest_checkpoint, mark_failed,
+                           run_dir_of, tensorboard_args)
 
 RUNS_DIR = "runs"
 EVAL_SUBCOMMANDS = ("validate", "test", "predict")
-FAILED_MARKER = "FAILED"
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -139,70 +139,7 @@ def _help() -> str:
             f"`pks4 COMMAND --help` lists a command's options. --debug (or PKS4_DEBUG=1) shows full tracebacks.")
 
 
-# ---------------------------------------------------------------------------- quiet output
-# (message regex, category) of warnings that every run prints and that say nothing about this run
-EXPECTED_WARNINGS = (
-    (r"The dirpath has changed from", UserWarning),                      # eval/resume: by design
-    (r".*does not have many workers", UserWarning),                      # num_workers is set by the config
-    (r"Found \d+ module\(s\) in eval mode at the start of training", UserWarning),  # the frozen backbone
-)
-# timm names of the classifier-side modules a feature extractor drops on purpose
-_HEAD_MODULES = {"classifier", "head", "fc", "conv_head", "bn2", "global_pool", "pre_logits", "fc_norm",
-                 "head_drop", "attn_pool"}
-
-
-class _ExpectedLogFilter(logging.Filter):
-    """Drops Lightning's cloud-service tips and timm's note about unused classifier weights."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if message.startswith("💡 Tip:"):
-            return False
-        match = re.match(r"Unexpected keys \((.*)\) found while loading pretrained weights", message)
-        return not (match and all(k.split(".")[0] in _HEAD_MODULES for k in match.group(1).split(", ")))
-
-
-_LOG_FILTER = _ExpectedLogFilter()
-
-
-def _filter_expected_output() -> None:
-    import lightning_utilities.core.rank_zero as rank_zero
-
-    for message, category in EXPECTED_WARNINGS:
-        warnings.filterwarnings("ignore", message=message, category=category)
-    for category in (DeprecationWarning, FutureWarning):  # from dependencies; ours still show
-        warnings.filterwarnings("ignore", category=category, module=r"(?!pks4_lit)")
-    for name in {rank_zero.log.name, "lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero",
-                 "timm.models._builder"}:
-        logging.getLogger(name).addFilter(_LOG_FILTER)
-
-
-class _RunVersionInBar:
-    """Progress-bar mixin: `run=version_3` instead of Lightning's `v_num=on_3` (the last 4 characters)."""
-
-    def get_metrics(self, trainer, pl_module):
-        items = super().get_metrics(trainer, pl_module)
-        items.pop("v_num", None)
-        version = trainer.logger.version if trainer.logger is not None else None
-        if version is None:
-            return items
-        return {"run": version if isinstance(version, str) else f"version_{version}", **items}
-
-
-def _default_progress_bar():
-    from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
-
-    interactive = sys.stdout.isatty() and not os.environ.get("CI")
-    if interactive:
-        try:
-            import rich  # noqa: F401
-            return type("RunRichProgressBar", (_RunVersionInBar, RichProgressBar), {})()
-        except ImportError:
-            pass
-    return type("RunTQDMProgressBar", (_RunVersionInBar, TQDMProgressBar), {})(refresh_rate=1 if interactive else 50)
-
-
-# ---------------------------------------------------------------------------- runs and checkpoints
+# ---------------------------------------------------------------------------- runs
 def _config_run_name(argv: list[str]) -> str:
     """runs/<name>: `synthetic/pks4` for `--config conf/synthetic/pks4.yaml` (the last --config wins)."""
     configs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--config", "-c")]
@@ -211,61 +148,6 @@ def _config_run_name(argv: list[str]) -> str:
         return "default"
     path = Path(configs[-1])
     return f"{path.parent.name}/{path.stem}" if path.parent.name not in ("", ".", "conf") else path.stem
-
-
-def _run_checkpoints(run_root: str, filename: str) -> list[Path]:
-    return [Path(p) for p in glob.glob(os.path.join(glob.escape(run_root), "version_*", "checkpoints", filename))]
-
-
-def _latest_checkpoint(run_root: str, filename: str) -> Path | None:
-    """The most recently written `<run_root>/version_*/checkpoints/<filename>`."""
-    found = _run_checkpoints(run_root, filename)
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
-
-
-def checkpoint_score(path: Path, monitor: str) -> float | None:
-    """The best `monitor` value a ModelCheckpoint recorded in the checkpoint's callback state (None if absent).
-
-    Loaded with mmap: the weights are not read."""
-    import torch
-
-    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("callbacks", {})
-    for key, value in state.items():
-        if "ModelCheckpoint" in key and isinstance(value, dict) and value.get("monitor") == monitor:
-            score = value.get("best_model_score")
-            if score is not None:
-                return float(score)
-    return None
-
-
-def _best_checkpoint(run_root: str, monitor: str, mode: str) -> tuple[Path, float | None, int] | None:
-    """(best.ckpt with the best recorded `monitor` across the runs under run_root, its score, number of runs)."""
-    found = _run_checkpoints(run_root, "best.ckpt")
-    if not found:
-        return None
-    scored = [(s, p) for p in found if (s := checkpoint_score(p, monitor)) is not None]
-    if not scored:  # none records this metric: the newest, said so by a None score
-        return max(found, key=lambda p: p.stat().st_mtime), None, len(found)
-    sign = 1.0 if mode == "max" else -1.0
-    score, path = max(scored, key=lambda sp: (sign * sp[0], sp[1].stat().st_mtime))
-    return path, score, len(found)
-
-
-def _run_dir_of(ckpt_path: str) -> Path | None:
-    """The logger run folder a checkpoint lives in (`<run>/checkpoints/x.ckpt` next to its logs), else None."""
-    run = Path(ckpt_path).parent.parent
-    if Path(ckpt_path).parent.name != "checkpoints":
-        return None
-    if (run / "hparams.yaml").is_file() or (run / "config.yaml").is_file() or any(run.glob("events.out.tfevents.*")):
-        return run
-    return None
-
-
-def _tensorboard_args(config):
-    logger = config.trainer.logger
-    if not hasattr(logger, "class_path") or not logger.class_path.endswith("TensorBoardLogger"):
-        return None
-    return logger.init_args
 
 
 # ---------------------------------------------------------------------------- errors
@@ -306,23 +188,6 @@ def _did_you_mean(message: str, keys: list[str]) -> str:
         if close and close[0] != key:
             return f" (did you mean {close[0]!r}?)"
     return ""
-
-
-def _check_class_count(ckpt_path: str, datamodule) -> None:
-    """A checkpoint evaluated or resumed on data with another number of classes: one clear line."""
-    import torch
-
-    trained = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True).get("hyper_parameters", {})
-    trained, data = trained.get("num_classes"), getattr(datamodule, "num_classes", None)
-    if trained is not None and data is not None and int(trained) != int(data):
-        root = getattr(datamodule, "root", "the data")
-        raise ConfigError(f"checkpoint {ckpt_path} has {trained} classes but {root} has {data}: "
-                          f"use it with the dataset it was trained on")
-
-
-def _mark_failed(run_dir: Path, err: BaseException) -> None:
-    with open(run_dir / FAILED_MARKER, "w") as f:
-        f.write(f"{type(err).__name__}: {_last_line(err)}\n")
 
 
 # ---------------------------------------------------------------------------- LightningCLI
@@ -382,6 +247,7 @@ def _make_cli_class():
         def init_parser(self, **kwargs):
             parser = super().init_parser(**kwargs)
             parser.exit_on_error = False  # errors raise; parse_arguments reports them in one line
+            parser.allow_abbrev = False   # `--trainer.max_epoch` is a typo, not `--trainer.max_epochs`
             return parser
 
         def parse_arguments(self, parser, args):
@@ -414,7 +280,7 @@ def _make_cli_class():
                 self._log_into_checkpoint_run(config)
 
         def _tensorboard_root(self, config) -> str | None:
-            args = _tensorboard_args(config)
+            args = tensorboard_args(config)
             return None if args is None else os.path.join(str(args.save_dir), str(args.name or ""))
 
         def _resolve_resume(self, config):
@@ -422,7 +288,7 @@ def _make_cli_class():
             root = self._tensorboard_root(config)
             if root is None or config.checkpoint.dirpath:
                 return  # a fixed checkpoint dirpath: Lightning's own "last" lookup works
-            last = _latest_checkpoint(root, "last.ckpt")
+            last = latest_checkpoint(root, "last.ckpt")
             if last is None:
                 print(f"pks4 fit: no last.ckpt under {root}/version_*/checkpoints: starting from scratch",
                       file=sys.stderr)
@@ -438,11 +304,11 @@ def _make_cli_class():
             root = self._tensorboard_root(config)
             where = f"{root or 'the logger directory'}/version_*/checkpoints"
             if which == "last":
-                found = _latest_checkpoint(root, "last.ckpt") if root else None
+                found = latest_checkpoint(root, "last.ckpt") if root else None
                 note = "the newest last.ckpt"
             else:
                 monitor, mode = config.checkpoint.monitor, config.checkpoint.mode
-                best = _best_checkpoint(root, monitor, mode) if root and monitor else None
+                best = best_checkpoint(root, monitor, mode) if root and monitor else None
                 found = best and best[0]
                 if best and best[1] is None:
                     note = f"no run records {monitor}: the newest of {best[2]} best.ckpt"
@@ -456,13 +322,13 @@ def _make_cli_class():
 
         def _log_into_checkpoint_run(self, config):
             """validate/test write into the run folder of the checkpoint they evaluate; predict logs nothing."""
-            args = _tensorboard_args(config)
+            args = tensorboard_args(config)
             if args is None:
                 return
             if self.subcommand == "predict":
                 config.trainer.logger = False
                 return
-            run = _run_dir_of(config.ckpt_path) if config.ckpt_path else None
+            run = run_dir_of(config.ckpt_path) if config.ckpt_path else None
             if run is not None:
                 args.save_dir, args.name, args.version = str(run.parent.parent), run.parent.name, run.name
             args.default_hp_metric = False  # an evaluation must not overwrite the run's hp_metric with -1
@@ -480,7 +346,9 @@ def _make_cli_class():
         def after_instantiate_classes(self):
             ckpt_path = self.config[self.subcommand].get("ckpt_path") if self.subcommand else None
             if ckpt_path and os.path.isfile(ckpt_path):
-                _check_class_count(ckpt_path, self.datamodule)
+                problem = class_count_mismatch(ckpt_path, self.datamodule)
+                if problem:
+                    raise ConfigError(problem)
 
         # ---- the trainer
         def instantiate_classes(self):
@@ -504,7 +372,7 @@ def _make_cli_class():
                     kwargs["enable_progress_bar"] = False
             elif trainer_config.get("enable_progress_bar") is not False and not any(
                     isinstance(c, ProgressBar) for c in callbacks):
-                callbacks.append(_default_progress_bar())
+                callbacks.append(default_progress_bar())
             trainer = super().instantiate_trainer(callbacks=callbacks, **kwargs)
             for callback in list(trainer.callbacks):
                 if isinstance(callback, SaveConfigCallback):
@@ -514,7 +382,8 @@ def _make_cli_class():
                     callback.config = self._saved_config()
                     if self.subcommand != "fit":  # beside the run's own config.yaml, not over it
                         callback.config_filename = f"config_{self.subcommand}.yaml"
-            self._run_dir_existed = trainer.logger is None or os.path.isdir(trainer.logger.log_dir)
+            log_dir = getattr(trainer.logger, "log_dir", None)  # None: no logger, or fast_dev_run's dummy
+            self._run_dir_existed = log_dir is None or os.path.isdir(log_dir)
             return trainer
 
         # ---- running: failures leave no empty run folders behind
@@ -531,10 +400,8 @@ def _make_cli_class():
                 (run_dir / FAILED_MARKER).unlink()  # a resumed run that finished
 
         def _run_dir(self) -> Path | None:
-            logger = self.trainer.logger
-            if logger is None or not self.trainer.is_global_zero or logger.log_dir is None:
-                return None
-            return Path(logger.log_dir)
+            log_dir = getattr(self.trainer.logger, "log_dir", None)
+            return Path(log_dir) if log_dir is not None and self.trainer.is_global_zero else None
 
         def _after_failure(self, err: BaseException) -> None:
             """A run folder this command made: removed if no batch ran, else marked FAILED (its logs stay)."""
@@ -542,7 +409,7 @@ def _make_cli_class():
             if run_dir is None or not run_dir.is_dir() or self._run_dir_existed:
                 return
             if self._run_started.started or any(run_dir.rglob("*.ckpt")):
-                _mark_failed(run_dir, err)
+                mark_failed(run_dir, f"{type(err).__name__}: {_last_line(err)}")
                 return
             shutil.rmtree(run_dir, ignore_errors=True)
             for empty in (run_dir.parent, run_dir.parent.parent):  # runs/<name>, runs: only if now empty
@@ -559,7 +426,7 @@ def run_cli(argv: list[str] | None = None):
     from pks4_lit.data.datamodule import VideoDataModule
     from pks4_lit.lit_module import PKS4Module
 
-    _filter_expected_output()
+    filter_expected_output()
     if argv is not None:  # called from Python (tests, scripts/demo.py): argv is meant to differ from sys.argv
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     cli_class = _make_cli_class()
