@@ -1,9 +1,10 @@
 """A fit killed mid-epoch and resumed with `--ckpt_path last` trains on exactly the clips, in exactly
 the order, that an uninterrupted run trains on (the data loader's position is in the checkpoint).
 
-The killed run is a real process (`python -m pks4_lit.cli`), the others run in-process; a tiny generic-CSV dataset of H.264 clips written here, a
-random-init timm test model; `IdRecorder` (passed with --trainer.callbacks) writes every training
-batch's clip ids and can SIGKILL its own process at a given step, right after last.ckpt was saved.
+The killed run is a real process (`python -m pks4_lit.cli`), the others run in-process; a tiny
+generic-CSV dataset of H.264 clips written here; a random-init timm test model. `IdRecorder`
+(passed with --trainer.callbacks) writes every training batch's clip ids and can SIGKILL its own
+process at a given step, right after last.ckpt was saved.
 """
 from __future__ import annotations
 

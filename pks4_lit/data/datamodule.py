@@ -176,7 +176,8 @@ class VideoDataModule(L.LightningDataModule):
         ds = self.datasets[name]
         world, rank = self._world()
         if name == "train":
-            sampler, loader = EpochSampler(len(ds), shuffle=True, seed=self.seed, num_replicas=world, rank=rank), ResumableDataLoader
+            sampler = EpochSampler(len(ds), shuffle=True, seed=self.seed, num_replicas=world, rank=rank)
+            loader = ResumableDataLoader
         else:
             if len(ds) < world:
                 raise DatasetError(f"the {name} set has {len(ds)} videos, fewer than the {world} processes evaluating it")
@@ -196,6 +197,7 @@ class VideoDataModule(L.LightningDataModule):
             self._train_loader = loader
             if self._train_state is not None:
                 loader.load_state_dict(self._train_state)
+                self._train_state = None
         return loader
 
     def _world(self) -> tuple[int, int]:
