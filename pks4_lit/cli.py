@@ -216,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         return _synth(args[1:])
     if args and args[0] == "bench":
         return _bench(args[1:])
+    if args and args[0] == "stream":
+        from pks4_lit import stream
+        return stream.main(args[1:])
 
     from pks4_lit.data.annotations import DatasetError
     from pks4_lit.lit_module import NonFiniteLossError
