@@ -10,7 +10,10 @@ Sections (`--sections`, in this order; later ones are skipped when `--deadline-s
               =torch) and both vs a float64 reference; T = 8…300, fp32/bf16, B/C variable,
               grouped and constant, with and without D/z/delta_bias, last state; values and
               every gradient; relative error ‖a−b‖/‖b‖ against 1e-3 (fp32) / 3e-2 (bf16)
-  conv        causal_conv1d fused vs PyTorch (when pks4_lit.ops has it)
+  conv        causal_conv1d fused vs PyTorch: channel-first x, channel-last x (PKS4's in_proj
+              chunk), initial/final states, packed sequences (seq_idx); values and gradients
+  stream      the streaming steps, causal_conv1d_update and selective_state_update (Triton),
+              fused vs PyTorch over 16 steps: outputs and final states
   head        the PKS⁴ head forward/backward, fused vs PyTorch (fp32, and bf16 autocast)
   train       one bf16-autocast training step of the full model with the fused path forced
   bandwidth   device-to-device copy bandwidth (bytes read + written): the memory ceiling
@@ -43,7 +46,7 @@ import torch.nn.functional as F
 from pks4_lit.ops import selective_scan
 
 TOL = {torch.float32: 1e-3, torch.bfloat16: 3e-2, torch.float16: 1e-2}
-SECTIONS = ("env", "verify", "conv", "head", "train", "bandwidth", "scan_time", "fold", "step")
+SECTIONS = ("env", "verify", "conv", "stream", "head", "train", "bandwidth", "scan_time", "fold", "step")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -363,6 +366,28 @@ def section_verify(args, device, log) -> dict:
     return res
 
 
+CONV_VARIANTS = ("plain", "channel_last", "states", "seq_idx")
+
+
+def _conv_case(variant, L, k, bias, dtype, device, seed):
+    """Inputs of one causal_conv1d check: x channel-first, or channel-last as PKS4/Mamba's
+    in_proj chunk gives it, with initial/final states, or with packed sequences (seq_idx)."""
+    g = torch.Generator().manual_seed(seed)
+    b, d = 4, 64
+    x = torch.randn(b, L, 2 * d, generator=g).transpose(1, 2)[:, :d] if variant != "plain" \
+        else torch.randn(b, d, L, generator=g)
+    leaves = dict(x=x, weight=torch.randn(d, k, generator=g),
+                  bias=torch.randn(d, generator=g) if bias else None)
+    if variant == "states":
+        leaves["initial_states"] = torch.randn(b, d, k - 1, generator=g)
+    leaves = {n: None if t is None else t.to(device, dtype).requires_grad_() for n, t in leaves.items()}
+    kw = dict(return_final_states=variant == "states")
+    if variant == "seq_idx":
+        cuts = torch.randint(1, L, (b, 2), generator=g)
+        kw["seq_idx"] = (torch.arange(L)[None, :, None] >= cuts[:, None, :]).sum(-1).to(device)
+    return leaves, kw, torch.randn(b, d, L, generator=g).to(device, dtype)
+
+
 def section_conv(args, device, log) -> dict:
     try:
         from pks4_lit.ops import causal_conv1d
@@ -371,28 +396,68 @@ def section_conv(args, device, log) -> dict:
     cases, seed = [], args.seed + 2000
     for dt_name in args.dtypes:
         dtype = DTYPES[dt_name]
-        for L in (8, 16, 64, 300):
-            for k, bias, act in ((4, True, "silu"), (3, False, None)):
-                seed += 1
-                g = torch.Generator().manual_seed(seed)
-                xs = [torch.randn(4, 64, L, generator=g), torch.randn(64, k, generator=g),
-                      torch.randn(64, generator=g) if bias else None]
-                xs = [None if t is None else t.to(device, dtype).requires_grad_() for t in xs]
-                gout = torch.randn(4, 64, L, generator=g).to(device, dtype)
-                outs = {}
-                for name in (args.candidate, args.baseline):
-                    with impl("torch", conv_impl(name)):
-                        y = causal_conv1d(xs[0], xs[1], xs[2], act)
-                    leaves = [t for t in xs if t is not None]
-                    outs[name] = (y.detach(), torch.autograd.grad(y, leaves, gout))
-                (yc, gc), (yb, gb) = outs[args.candidate], outs[args.baseline]
-                errs = {"out": rel_err(yc, yb), **{f"d{n}": rel_err(a, b)
-                        for n, a, b in zip(("x", "weight", "bias"), gc, gb)}}
-                ok = all_finite(yc, *gc) and all(within(e, TOL[dtype]) for e in errs.values())
-                cases.append(dict(dtype=dt_name, L=L, k=k, bias=bias, act=act, ok=ok, errors=errs,
-                                  worst=max(errs.values())))
-                if not ok:
-                    log(f"  FAIL conv {dt_name} L={L} k={k}: {errs}")
+        for variant in CONV_VARIANTS:
+            for L in (8, 16, 64, 300):
+                for k, bias, act in ((4, True, "silu"), (3, False, None)):
+                    seed += 1
+                    leaves, kw, gout = _conv_case(variant, L, k, bias, dtype, device, seed)
+                    used = {n: t for n, t in leaves.items() if t is not None}
+                    outs = {}
+                    for name in (args.candidate, args.baseline):
+                        with impl("torch", conv_impl(name)):
+                            y = causal_conv1d(**leaves, **kw, activation=act)
+                        y, fin = y if kw["return_final_states"] else (y, None)
+                        loss_y = y if fin is None else y + fin.sum(-1, keepdim=True)
+                        outs[name] = (y.detach(), fin, torch.autograd.grad(loss_y, list(used.values()), gout))
+                    (yc, fc, gc), (yb, fb, gb) = outs[args.candidate], outs[args.baseline]
+                    errs = {"out": rel_err(yc, yb), **{f"d{n}": rel_err(a, b_)
+                            for n, a, b_ in zip(used, gc, gb)}}
+                    if fc is not None:
+                        errs["final_states"] = rel_err(fc, fb)
+                    ok = all_finite(yc, *gc) and all(within(e, TOL[dtype]) for e in errs.values())
+                    cases.append(dict(dtype=dt_name, variant=variant, L=L, k=k, bias=bias, act=act,
+                                      ok=ok, errors=errs, worst=max(errs.values())))
+                    if not ok:
+                        log(f"  FAIL conv {variant} {dt_name} L={L} k={k}: {errs}")
+    return dict(ok=all(c["ok"] for c in cases), n=len(cases), worst=_worst_by(cases, "dtype"), cases=cases)
+
+
+def section_stream(args, device, log) -> dict:
+    """The streaming steps (selective_state_update, causal_conv1d_update): candidate vs baseline
+    path, run for T steps from the same states; outputs and final states."""
+    from pks4_lit.ops import causal_conv1d_update, selective_state_update
+    cases, seed = [], args.seed + 3000
+    for dt_name in args.dtypes:
+        dtype = DTYPES[dt_name]
+        for b, d, N in ((3, 48, 16), (392, 96, 16)):
+            seed += 1
+            g = torch.Generator().manual_seed(seed)
+            T = 16
+            r = lambda *s: torch.randn(*s, generator=g)                          # noqa: E731
+            xs, dts, zs = r(T, b, d), r(T, b, d) * 0.5, r(T, b, d)
+            Bs, Cs = r(T, b, N), r(T, b, N)
+            A, D, bias, w, cb = -torch.rand(d, N, generator=g) - 0.5, r(d), r(d), r(d, 4), r(d)
+            res = {}
+            for name in (args.candidate, args.baseline):
+                state = torch.zeros(b, d, N, device=device)
+                conv_state = torch.zeros(b, d, 3, device=device, dtype=dtype)
+                outs = []
+                with impl(name), torch.no_grad():
+                    for t in range(T):
+                        x = causal_conv1d_update(xs[t].to(device, dtype), conv_state, w.to(device),
+                                                 cb.to(device), "silu")
+                        outs.append(selective_state_update(
+                            state, x, dts[t].to(device, dtype), A.to(device), Bs[t].to(device, dtype),
+                            Cs[t].to(device, dtype), D.to(device), zs[t].to(device, dtype), bias.to(device),
+                            dt_softplus=True))
+                res[name] = (torch.stack(outs), state, conv_state)
+            (oc, sc, cc), (ob, sb, cb_) = res[args.candidate], res[args.baseline]
+            errs = dict(out=rel_err(oc, ob), state=rel_err(sc, sb), conv_state=rel_err(cc, cb_))
+            ok = all_finite(oc, sc) and all(within(e, TOL[dtype]) for e in errs.values())
+            cases.append(dict(dtype=dt_name, batch=b, dim=d, N=N, T=T, ok=ok, errors=errs,
+                              worst=max(errs.values())))
+            if not ok:
+                log(f"  FAIL stream {dt_name} b={b} d={d}: {errs}")
     return dict(ok=all(c["ok"] for c in cases), n=len(cases), worst=_worst_by(cases, "dtype"), cases=cases)
 
 
@@ -665,10 +730,10 @@ def to_markdown(res: dict) -> str:
              f"causal_conv1d {env.get('causal_conv1d')}; auto → scan {env.get('scan_auto')}, conv {env.get('conv_auto')})")
     L.append(f"candidate `{res.get('candidate')}` vs baseline `{res.get('baseline')}`")
     L.append("")
-    if any(s in res for s in ("verify", "conv", "head", "train", "fold")):
+    if any(s in res for s in ("verify", "conv", "stream", "head", "train", "fold")):
         L.append("| check | result | worst rel. error by dtype |")
         L.append("|---|---|---|")
-    for sec in ("verify", "conv", "head", "train", "fold"):
+    for sec in ("verify", "conv", "stream", "head", "train", "fold"):
         r = res.get(sec)
         if not r:
             continue
@@ -795,7 +860,7 @@ def run(args: argparse.Namespace, log=print) -> dict:
             log(f"  ERROR in {sec}: {res['errors'][sec]}")
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-    checks = [res[s]["ok"] for s in ("verify", "conv", "head", "train", "fold") if s in res and "ok" in res[s]]
+    checks = [res[s]["ok"] for s in ("verify", "conv", "stream", "head", "train", "fold") if s in res and "ok" in res[s]]
     res["ok"] = not res["errors"] and all(checks)
     res["elapsed_s"] = time.perf_counter() - t0
     if args.out:

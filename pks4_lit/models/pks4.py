@@ -73,7 +73,8 @@ class _Scanner(nn.Module):
             u, z = u.to(cdt), z.to(cdt)
             if self.conv1d is not None:
                 bias = self.conv1d.bias.to(cdt)
-                u = causal_conv1d(u, self.conv1d.weight.squeeze(1).to(cdt), bias, "silu")
+                u = causal_conv1d(u.contiguous(), self.conv1d.weight.squeeze(1).to(cdt), bias,
+                                  activation="silu")                    # channel-first, as Mamba
             else:
                 u = F.silu(u)
             feats = u.transpose(1, 2)                                           # [b,L,d]

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from pks4_lit.ops.dispatch import choose_backend, optional_attr
-from pks4_lit.ops.scan_torch import selective_scan_core
+from pks4_lit.ops.scan_torch import selective_scan_chunked
 
 SCAN_IMPLS = ("auto", "cuda", "torch", "ref")
 _MAMBA = ("mamba_ssm.ops.selective_scan_interface", "selective_scan_fn")
@@ -118,24 +118,18 @@ def _internal_bc(X: torch.Tensor, work: torch.dtype) -> torch.Tensor:
 
 
 def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None,
-                         delta_softplus=False, return_last_state=False, *, initial_state=None):
+                         delta_softplus=False, return_last_state=False, *, initial_state=None,
+                         chunk=None):
     """The exact PyTorch scan (see scan_torch.py). Same contract as `selective_scan`, plus the
-    keyword-only `initial_state` [b,d,N] (differentiable) for scanning a sequence in pieces."""
+    keyword-only `initial_state` [b,d,N] (differentiable) for scanning a sequence in pieces and
+    `chunk` (steps per chunk; None: `scan_torch.default_chunk`)."""
     _check_inputs(u, delta, A, B, C, D, z, delta_bias)
     work = _work_dtype(u, delta, A, B, C, D, z, delta_bias)
-    u_w, delta_w = u.to(work), delta.to(work)
-    if delta_bias is not None:
-        delta_w = delta_w + delta_bias.to(work)[:, None]
-    if delta_softplus:
-        delta_w = F.softplus(delta_w)
-    h0 = None if initial_state is None else initial_state.to(work)
-    y, last = selective_scan_core(u_w, delta_w, A.to(work), _internal_bc(B, work),
-                                  _internal_bc(C, work), h0)
-    if D is not None:
-        y = y + u_w * D.to(work)[:, None]
-    if z is not None:
-        y = y * F.silu(z.to(work))
-    out = y.to(u.dtype)
+    cast = lambda x: None if x is None else x.to(work)                     # noqa: E731
+    out, last = selective_scan_chunked(
+        cast(u), cast(delta), cast(A), _internal_bc(B, work), _internal_bc(C, work), cast(D),
+        cast(z), cast(delta_bias), delta_softplus, cast(initial_state), chunk)
+    out = out.to(u.dtype)
     return (out, last) if return_last_state else out
 
 

@@ -272,3 +272,9 @@ def test_bf16_training_step_with_fused_kernels():
 def test_fused_causal_conv1d_matches_torch():
     r = gpu.section_conv(_args(device="cuda", candidate="cuda"), DEV, print)
     assert "skipped" not in r and r["ok"], r
+
+
+@cuda
+def test_fused_streaming_steps_match_torch():
+    r = gpu.section_stream(_args(device="cuda", candidate="cuda"), DEV, print)
+    assert r["ok"], r
