@@ -39,7 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from pks4_lit.models.kinematic import KinematicPriorEncoder
-from pks4_lit.ops import causal_conv1d, selective_scan
+from pks4_lit.ops import causal_conv1d, causal_conv1d_update, selective_scan, selective_state_update
 
 
 class _Scanner(nn.Module):
@@ -196,8 +196,6 @@ class PKS4(nn.Module):
         B, C, h, w = x.shape
         if (B, h, w) != state.shape:
             raise ValueError(f"PKS4.step: frame {tuple(x.shape)} does not match the state's [B,h,w]={state.shape}")
-        from pks4_lit.ops import causal_conv1d_update, selective_state_update
-
         xn = self.norm(x.permute(0, 2, 3, 1))                                   # [B,h,w,C]
         p = None
         if self.use_priors:
