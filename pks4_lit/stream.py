@@ -1,12 +1,14 @@
 """`pks4 stream`: online recognition of one video file, a prediction after every frame.
 
     pks4 stream --config conf/synthetic/pks4.yaml --ckpt_path runs/.../best.ckpt VIDEO
-                [--stride N] [--every N] [--out FILE.csv|FILE.jsonl] [--topk 5] [--device D]
+                [--stride N] [--window N] [--every N] [--out FILE.csv|FILE.jsonl] [--topk 5] [--device D]
 
 One sequential PyAV pass over the file (no seeking, constant memory however long the video): every
 `stride`-th frame is scaled and centre-cropped exactly as the test pipeline does (short side to
 `data.short_side` in swscale, then `eval_crops(crop_size, short_side, 1)`) and fed to
-`VideoClassifier.stream`, whose logits after frame t equal the offline forward on frames 0..t.
+`VideoClassifier.stream`, whose logits after frame t equal the offline forward on frames 0..t
+(`--window N`: pooled over the head outputs of the last N frames instead, so that the prediction
+follows an action that changes; the head's state still carries the whole past).
 
 Frame selection: `--stride` (default: `data.frame_stride` when the config samples densely; 1 for the
 segment sampler, whose spacing depends on each training clip's length: set it to about
@@ -54,6 +56,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ckpt_path", required=True, help="checkpoint written by pks4 fit")
     parser.add_argument("--stride", type=int, default=None,
                         help="use every N-th decoded frame (default: see module doc)")
+    parser.add_argument("--window", type=int, default=None,
+                        help="pool the head outputs of the last N frames (default: all frames so far)")
     parser.add_argument("--every", type=int, default=1, help="report every N-th frame (and the last)")
     parser.add_argument("--out", default=None, help="write predictions to FILE.csv or FILE.jsonl")
     parser.add_argument("--topk", type=int, default=5, help="classes per prediction")
@@ -164,7 +168,7 @@ def to_model_input(rgb: np.ndarray, crop_size: int, short_side: int) -> torch.Te
 
 
 # ---------------------------------------------------------------------------------------- run
-def predictions(model, frames, device: torch.device, topk: int):
+def predictions(model, frames, device: torch.device, topk: int, window: int | None = None):
     """Streams (index, seconds, uint8 [1,3,S,S]) through `model`; yields one record per frame."""
     meta, handed = [], [0.0]
 
@@ -175,7 +179,7 @@ def predictions(model, frames, device: torch.device, topk: int):
             handed[0] = time.perf_counter()
             yield x
 
-    for logits in model.stream(feed()):
+    for logits in model.stream(feed(), window=window):
         probs = logits.float().softmax(-1)[0]
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -220,8 +224,8 @@ class Writer:
 
 
 def run(args) -> dict:
-    if args.stride is not None and args.stride < 1 or args.every < 1 or args.topk < 1:
-        raise StreamError("--stride, --every and --topk must be >= 1")
+    if any(v is not None and v < 1 for v in (args.stride, args.window, args.every, args.topk)):
+        raise StreamError("--stride, --window, --every and --topk must be >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
@@ -254,7 +258,7 @@ def run(args) -> dict:
     writer = Writer(args.out, class_names, args.topk)
     latencies, last, count = [], None, 0
     try:
-        for rec in predictions(model, frames(), device, args.topk):
+        for rec in predictions(model, frames(), device, args.topk, args.window):
             latencies.append(rec["latency_ms"])
             if count % args.every == args.every - 1:
                 writer.write(rec)
@@ -267,7 +271,8 @@ def run(args) -> dict:
     finally:
         writer.close()
     lat = sorted(latencies)
-    return dict(video=str(args.video), frames=count, stride=stride, crop_size=crop, device=str(device),
+    return dict(video=str(args.video), frames=count, stride=stride, window=args.window, crop_size=crop,
+                device=str(device),
                 out=args.out, latency_ms=dict(
                     mean=round(statistics.fmean(lat), 3), median=round(statistics.median(lat), 3),
                     p95=round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 3), max=round(lat[-1], 3),

@@ -108,6 +108,22 @@ def test_text_output_every_n_and_jsonl(video, checkpoint, tmp_path, capsys):
     assert {t["name"] for t in records[0]["top"]} <= set(CLASSES)
 
 
+def test_window_option(video, checkpoint, tmp_path, capsys):
+    ckpt, config, model = checkpoint
+    out = tmp_path / "w.csv"
+    assert main(["stream", "-c", str(config), "--ckpt_path", str(ckpt), str(video), "--window", "2",
+                 "--out", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["window"] == 2
+    rows = list(csv.DictReader(out.open()))
+    indices = list(range(0, FRAMES, 2))
+    frames = torch.from_numpy(read_frames(video, indices, mode="linear", short_side=64)).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        per_frame = model.forward_features(eval_crops(frames, 64, 64, 1)[0][None])["head"].mean(dim=(3, 4))
+        probs = model.fc(model.norm(per_frame[:, -2:].mean(1))).softmax(-1)[0]    # the last two frames
+    assert float(rows[-1]["prob1"]) == pytest.approx(probs.max().item(), abs=1e-4)
+    assert rows[-1]["class1"] == CLASSES[probs.argmax()]
+
+
 def test_settings_fall_back_to_the_checkpoint(video, checkpoint, tmp_path, capsys):
     ckpt, _, _ = checkpoint
     bare = tmp_path / "bare.yaml"
@@ -125,6 +141,8 @@ def test_clear_errors(video, checkpoint, tmp_path, capsys):
     (tmp_path / "junk.mp4").write_bytes(b"not a video at all" * 10)
     assert main(base + [str(tmp_path / "junk.mp4")]) == 2
     assert "junk.mp4: cannot open" in capsys.readouterr().err
+    assert main(base + [str(video), "--window", "0"]) == 2
+    assert "must be >= 1" in capsys.readouterr().err
     assert main(base + [str(video), "--out", str(tmp_path / "p.txt")]) == 2
     assert "use a .csv or .jsonl file" in capsys.readouterr().err
     assert main(["stream", "-c", str(config), "--ckpt_path", str(tmp_path / "no.ckpt"), str(video)]) == 2

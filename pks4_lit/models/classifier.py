@@ -9,6 +9,7 @@ mean/std (registered as buffers so they follow the module's device).
 """
 from __future__ import annotations
 
+import collections
 import inspect
 
 import torch
@@ -89,23 +90,29 @@ class VideoClassifier(nn.Module):
             raise NotImplementedError(f"temporal head {self.head_name!r} cannot stream: {why}. "
                                       "Heads that stream: pks4 and ssm (causal) and tsn")
 
-    def stream(self, video):
+    def stream(self, video, window: int | None = None):
         """Online recognition: yields logits [B,K] after every frame. `video` is a tensor
         [B,T,3,H,W] or any iterable of frame batches [B,3,H,W] (uint8 0..255 or float 0..1, as
-        `forward`). The logits after frame t equal `forward(video[:, :t+1])`: the backbone runs on
-        one frame, the head takes one recurrent step, and the mean over time is a running sum, so
-        every frame costs the same however long the stream. Inference only (no gradients); call it
-        in eval mode. A head that cannot stream raises NotImplementedError here, before any frame."""
+        `forward`). The backbone runs on one frame, the head takes one recurrent step, and the
+        mean over time is a running sum, so every frame costs the same however long the stream.
+        window=None: the logits after frame t equal `forward(video[:, :t+1])` (mean over all frames
+        so far). window=N: the mean over the head outputs of the last N frames only (the head's
+        state still carries everything before), so the prediction can follow an action that
+        changes. Inference only (no gradients); call it in eval mode. A head that cannot stream
+        raises NotImplementedError here, before any frame."""
         self.check_streamable()
+        if window is not None and window < 1:
+            raise ValueError(f"VideoClassifier.stream: window must be None or >= 1, got {window}")
         if torch.is_tensor(video):
             if video.dim() != 5:
                 raise ValueError(f"VideoClassifier.stream expects video [B,T,3,H,W] or an iterable of "
                                  f"frames [B,3,H,W], got a tensor of shape {tuple(video.shape)}")
             video = video.unbind(1)
-        return self._stream(iter(video))
+        return self._stream(iter(video), window)
 
-    def _stream(self, frames):
+    def _stream(self, frames, window):
         state, total, shape = None, None, None
+        recent = collections.deque(maxlen=window) if window else None
         for t, frame in enumerate(frames):
             if not torch.is_tensor(frame) or frame.dim() != 4 or frame.shape[1] != 3:
                 raise ValueError(f"VideoClassifier.stream: frame {t} must be a tensor [B,3,H,W], got "
@@ -123,8 +130,13 @@ class VideoClassifier(nn.Module):
                         state = self.head.allocate_state(f.shape[0], *f.shape[2:], f.device, f.dtype)
                     y, state = self.head.step(f, state)                                   # [B,C,h,w]
                 pooled = y.mean(dim=(2, 3))                                           # [B,C]
-                total = pooled if total is None else total + pooled
-                logits = self.fc(self.dropout(self.norm(total / (t + 1))))          # [B,K]
+                if recent is None:
+                    total = pooled if total is None else total + pooled
+                    mean = total / (t + 1)
+                else:                                 # exact sum of at most `window` vectors: no drift
+                    recent.append(pooled)
+                    mean = torch.stack(tuple(recent)).mean(0)
+                logits = self.fc(self.dropout(self.norm(mean)))                        # [B,K]
             yield logits
 
 

@@ -119,6 +119,19 @@ def test_stream_accepts_any_iterable_of_frames_and_float():
     torch.testing.assert_close(from_float, from_tensor, atol=1e-5, rtol=1e-5)
 
 
+def test_window_pools_the_last_n_head_outputs():
+    m = perturb(make(), scale=0.1)
+    v = torch.rand(2, 9, 3, 64, 64)
+    logits = list(m.stream(v, window=3))
+    with torch.no_grad():
+        per_frame = m.forward_features(v)["head"].mean(dim=(3, 4))               # [B,T,C]
+        for t in range(9):
+            expect = m.fc(m.norm(per_frame[:, max(0, t - 2):t + 1].mean(1)))
+            torch.testing.assert_close(logits[t], expect, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="window must be None or >= 1"):
+        m.stream(v, window=0)
+
+
 def test_batch_elements_do_not_share_state():
     m = make()
     v = torch.randint(0, 256, (2, 10, 3, 64, 64), dtype=torch.uint8)
