@@ -1,9 +1,17 @@
 """Callbacks the CLI adds: crash-safe checkpoints and printed predictions."""
 from __future__ import annotations
 
+import csv
+import json
 import os
+import shutil
+import sys
+from pathlib import Path
 
+import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
+
+from pks4_lit.data.annotations import DatasetError
 
 
 class AtomicModelCheckpoint(ModelCheckpoint):
@@ -42,18 +50,108 @@ class AtomicModelCheckpoint(ModelCheckpoint):
 
 
 class PredictionPrinter(BasePredictionWriter):
-    """Print the top-k classes with probabilities for every predicted video (used by `pks4 predict`)."""
+    """Print the top-k classes with probabilities for every predicted video (used by `pks4 predict`).
 
-    def __init__(self, top_k: int = 5):
+    * `out=FILE` also writes one row per input, as batches finish (a crash keeps the rows written):
+      CSV for `.csv` (columns path, class_1, prob_1, ..., class_k, prob_k, error) or JSON Lines for
+      `.jsonl`/`.json` ({"path", "top": [[class, prob], ...]} or {"path", "error"}). Under DDP each
+      rank writes FILE.part<rank> and rank 0 joins them into FILE at the end.
+    * Inputs that could not be read are skipped (the dataset logs why), listed on stderr at the end
+      and written to FILE with an error. If no input could be read, predict ends with DatasetError
+      (the CLI prints one line and exits 2).
+    """
+
+    UNREADABLE = "could not be read (see the log)"
+
+    def __init__(self, top_k: int = 5, out: str | None = None):
         super().__init__(write_interval="batch")
-        self.top_k = top_k
+        if out is not None and Path(out).suffix.lower() not in (".csv", ".jsonl", ".json"):
+            raise ValueError(f"PredictionPrinter out={out!r}: use a .csv or .jsonl file")
+        self.top_k, self.out = top_k, out
+        self.predicted, self.failed = 0, []
+        self._file = self._writer = None
+        self._k = top_k
+
+    # ------------------------------------------------------------------ one row per input
+    def on_predict_start(self, trainer, pl_module):
+        self.predicted, self.failed = 0, []
+        self._k = min(self.top_k, pl_module.num_classes)
+        if self.out:
+            Path(self.out).parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self._part(trainer.global_rank), "w", newline="")
+            if self._csv:
+                self._writer = csv.writer(self._file)
+                if trainer.global_rank == 0:
+                    self._writer.writerow(["path"] + [f"{c}_{i}" for i in range(1, self._k + 1) for c in ("class", "prob")]
+                                          + ["error"])
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
-        if prediction is None:
-            return
-        names = pl_module.class_names
-        probs, idx = prediction["probs"].topk(min(self.top_k, prediction["probs"].shape[-1]), dim=-1)
-        for path, p_row, i_row in zip(prediction["path"], probs.tolist(), idx.tolist()):
-            ranked = ", ".join(f"{names[i]} {p:.3f}" for p, i in zip(p_row, i_row))
-            print(f"{path}: {ranked}", flush=True)
+        predicted = {}  # dataset index -> (path, [(class, prob)] * k)
+        if prediction is not None:
+            names = pl_module.class_names
+            probs, idx = prediction["probs"].topk(self._k, dim=-1)
+            for i, path, p_row, i_row in zip(batch["index"].tolist(), prediction["path"], probs.tolist(), idx.tolist()):
+                predicted[i] = (path, [(names[c], p) for p, c in zip(p_row, i_row)])
+        samples = getattr(self._loader(trainer, dataloader_idx).dataset, "samples", None)
+        for i in batch_indices or list(predicted):  # input order
+            if i in predicted:
+                path, top = predicted[i]
+                print(f"{path}: " + ", ".join(f"{name} {p:.3f}" for name, p in top), flush=True)
+                self.predicted += 1
+            else:  # the dataset could not read it (a None item, dropped by collate_videos)
+                path, top = (str(samples[i].path) if samples is not None else f"input {i}"), None
+                self.failed.append(path)
+            self._row(path, top)
+        if self._file:
+            self._file.flush()
 
+    def _row(self, path: str, top: list | None):
+        if not self._file:
+            return
+        if self._csv:
+            cells = [x for name, p in top for x in (name, f"{p:.6f}")] + [""] if top else [""] * 2 * self._k + [self.UNREADABLE]
+            self._writer.writerow([path] + cells)
+        else:
+            row = {"path": path, "top": [[name, round(p, 6)] for name, p in top]} if top else {"path": path, "error": self.UNREADABLE}
+            self._file.write(json.dumps(row) + "\n")
+
+    # ------------------------------------------------------------------ the end
+    def on_predict_end(self, trainer, pl_module):
+        if self._file:
+            self._file.close()
+            self._file = self._writer = None
+        strategy = trainer.strategy
+        counts = torch.tensor([self.predicted, len(self.failed)], device=pl_module.device)
+        predicted, failed = (int(c) for c in strategy.reduce(counts, reduce_op="sum"))
+        if self.out:
+            strategy.barrier("prediction_printer")
+            if trainer.global_rank == 0:
+                self._join_parts(trainer.world_size)
+        for path in self.failed:
+            print(f"pks4 predict: skipped {path}: {self.UNREADABLE}", file=sys.stderr, flush=True)
+        if failed and trainer.global_rank == 0:
+            print(f"pks4 predict: {predicted} of {predicted + failed} inputs predicted, {failed} skipped",
+                  file=sys.stderr, flush=True)
+        if predicted == 0:
+            raise DatasetError(f"predict: none of the {failed} inputs could be read (see the log for why)")
+
+    def _join_parts(self, world_size: int):
+        with open(self.out, "w", newline="") as dst:
+            for rank in range(world_size):
+                part = self._part(rank)
+                with open(part, newline="") as src:
+                    shutil.copyfileobj(src, dst)
+                os.remove(part)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def _csv(self) -> bool:
+        return Path(self.out).suffix.lower() == ".csv"
+
+    def _part(self, rank: int) -> str:
+        return f"{self.out}.part{rank}"
+
+    @staticmethod
+    def _loader(trainer, dataloader_idx: int):
+        loaders = trainer.predict_dataloaders
+        return loaders[dataloader_idx] if isinstance(loaders, (list, tuple)) else loaders

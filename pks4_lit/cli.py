@@ -193,6 +193,30 @@ def _fail(message: str) -> None:
     raise SystemExit(2)
 
 
+def _parser_class():
+    """LightningCLI's parser whose config errors are one line (pks4_lit.config_errors), exit code 2."""
+    from lightning.pytorch.cli import LightningArgumentParser
+
+    from pks4_lit.config_errors import one_line
+
+    class PKS4Parser(LightningArgumentParser):
+        def error(self, message: str, ex: Exception | None = None):
+            if not self.exit_on_error:
+                return super().error(message, ex)
+            parser = getattr(ex, "subcommand_parser", None) or self
+            subcommands = getattr(parser, "_subcommands_action", None)
+            parsers = [parser] + list(subcommands._name_parser_map.values() if subcommands else [])
+            groups: dict[str, list[str]] = {}
+            for action in (a for p in parsers for a in p._actions):
+                group, _, key = action.dest.rpartition(".")
+                groups.setdefault(group, []).append(key)
+            prog = parser.prog.replace(" [options]", "")
+            print(f"{prog}: config error: {one_line(message, groups)}", file=sys.stderr)
+            raise SystemExit(2)
+
+    return PKS4Parser
+
+
 def run_cli(argv: list[str] | None = None):
     """Run LightningCLI on `argv` (default: sys.argv[1:]) and return the LightningCLI object."""
     from pks4_lit.data.datamodule import VideoDataModule
@@ -203,6 +227,7 @@ def run_cli(argv: list[str] | None = None):
     cli_class = _make_cli_class()
     return cli_class(
         PKS4Module, VideoDataModule, args=argv, parser_kwargs={"parser_mode": "omegaconf"},
+        parser_class=_parser_class(),
         seed_everything_default=0, save_config_kwargs={"overwrite": True},
         trainer_defaults={"logger": {
             "class_path": "lightning.pytorch.loggers.TensorBoardLogger",

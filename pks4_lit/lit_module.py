@@ -1,19 +1,23 @@
-"""PKS4Module: the LightningModule around `VideoClassifier` (loss, metrics, optimiser, schedule, logging).
+"""PKS4Module: the LightningModule around a video model (loss, metrics, optimiser, schedule, logging).
 
-Every hyper-parameter is a constructor argument, so each one is a config key under `model:`
-(LightningCLI reads the signature); none is hard-coded here.
+The model is a typed nested argument, `net`: a callable `num_classes -> nn.Module` mapping
+video [B,T,3,H,W] uint8|float → logits [B,K]. In a config it is `class_path`/`init_args` of the
+model class (pks4_lit.models.VideoClassifier, pks4_lit.models.videomamba.VideoMamba, ...) with
+that class's own arguments, and `num_classes`/`class_names` are linked from the data. Every
+other hyper-parameter is a constructor argument, so a config key under `model:`.
 
 Evaluation protocol: val/test batches carry V views per video (`[B,V,T,3,H,W]`, V = clips × crops);
 the views are flattened through the model and their softmax scores averaged, so accuracy is per
 video (the usual multi-view protocol: TSN, SlowFast, VideoMAE).
 
 Metrics are torchmetrics objects, one per split, computed on every rank (they sync themselves under
-DDP); figures are drawn on rank 0 only.
+DDP); figures are drawn on rank 0 only. `hp_metric` (TensorBoard's hparams view) is the best
+`val/top1` of the fit so far; the hparams table also shows the flat names `head` and `backbone`.
 """
 from __future__ import annotations
 
-import math
-import os
+from collections.abc import Mapping
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -22,32 +26,29 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from pks4_lit.models import VideoClassifier
+from pks4_lit.figures import confusion_figure
+from pks4_lit.mixing import mix_batch
+from pks4_lit.models.heads import temporal_head_name
+from pks4_lit.nonfinite import NonFiniteGuard, NonFiniteLossError
+from pks4_lit.optim import param_groups, warmup_cosine
 
-# parameters never weight-decayed besides biases/norms/1-D tensors: the SSM's own state parameters
-NO_DECAY_NAMES = ("A_log", "D", "dt_bias", "delta_bias")
+__all__ = ["NonFiniteLossError", "PKS4Module", "model_names"]
 
 
-class NonFiniteLossError(RuntimeError):
-    """Training produced a NaN/Inf loss; the message names the global step and the saved checkpoint."""
+def model_names(model: nn.Module) -> dict[str, str]:
+    """Flat names for the hparams table: the temporal head's registry name (the model's class name
+    for an end-to-end model) and the backbone's timm name ("none" without a backbone)."""
+    head, backbone = getattr(model, "head", None), getattr(model, "backbone", None)
+    return {"head": temporal_head_name(head) if head is not None else type(model).__name__,
+            "backbone": getattr(backbone, "name", type(backbone).__name__) if backbone is not None else "none"}
 
 
 class PKS4Module(LightningModule):
     def __init__(
         self,
+        net: Callable[[int], nn.Module],
         num_classes: int,
-        backbone: str = "resnet18",
-        pretrained: bool = False,
-        checkpoint_path: str | None = None,
-        freeze: str = "all",
-        last_n: int = 1,
-        feature_index: int = -1,
-        img_size: int | None = None,
-        head: str = "pks4",
-        head_kwargs: dict | None = None,
-        dropout: float = 0.0,
-        adapter: str | None = None,
-        adapter_kwargs: dict | None = None,
+        class_names: list[str] | None = None,
         lr: float = 1e-3,
         backbone_lr: float = 1e-5,
         weight_decay: float = 0.05,
@@ -57,27 +58,17 @@ class PKS4Module(LightningModule):
         label_smoothing: float = 0.0,
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
-        class_names: list[str] | None = None,
     ):
         """
         Args:
+            net: the video model, called with num_classes: `class_path` of its class and
+                `init_args` (e.g. pks4_lit.models.VideoClassifier: backbone, head, dropout, adapter).
             num_classes: number of classes K (linked from `data.num_classes` by the CLI).
-            backbone: timm model name run on every frame.
-            pretrained: load timm hub weights (needs network; prefer `checkpoint_path` offline).
-            checkpoint_path: local backbone weights file loaded through timm.
-            freeze: backbone freeze policy: "all" (the paper's setting), "none" or "last_n".
-            last_n: number of trainable backbone stages when freeze="last_n".
-            feature_index: which backbone feature map feeds the temporal head.
-            img_size: input size for token (ViT) backbones built for a non-default resolution.
-            head: temporal head name (pks4, tsn, attention, ssm, global_ssm).
-            head_kwargs: extra keyword arguments of the temporal head.
-            dropout: dropout before the linear classifier.
-            adapter: baseline only: trainable adapters inside every backbone block ("st_adapter");
-                they are new weights, so they train at `lr` like the head, not at `backbone_lr`.
-            adapter_kwargs: extra keyword arguments of the adapter (e.g. ratio, kernel_size).
-            lr: peak learning rate of the temporal head and classifier.
-            backbone_lr: peak learning rate of the trainable backbone parameters (if any).
-            weight_decay: AdamW weight decay (not applied to biases, norms, 1-D and SSM state params).
+            class_names: class names for figures and predictions (linked from `data.class_names`).
+            lr: peak learning rate of everything new: temporal head, classifier, adapters.
+            backbone_lr: peak learning rate of the trainable pretrained backbone parameters (if any).
+            weight_decay: AdamW weight decay (not applied to biases, 1-D tensors and what modules
+                list in `no_weight_decay()`: SSM state parameters, ViT position embeddings, ...).
             betas: AdamW betas.
             warmup_epochs: linear warm-up length in epochs (fractions allowed), then cosine decay.
             min_lr_ratio: final learning rate as a fraction of the peak.
@@ -85,15 +76,15 @@ class PKS4Module(LightningModule):
             mixup_alpha: Beta(α, α) mixup on training batches; 0 turns it off.
             cutmix_alpha: Beta(α, α) cutmix (one box for all frames of a clip); 0 turns it off.
                 With both on, each batch uses one of them with probability 1/2 (as timm's Mixup).
-            class_names: class names for figures and predictions (linked from `data.class_names`).
         """
         super().__init__()
         self.save_hyperparameters()
-        self.model = VideoClassifier(
-            num_classes=num_classes, backbone=backbone, head=head, head_kwargs=head_kwargs or {},
-            pretrained=pretrained, checkpoint_path=checkpoint_path, freeze=freeze, last_n=last_n,
-            feature_index=feature_index, img_size=img_size, dropout=dropout,
-            adapter=adapter, adapter_kwargs=adapter_kwargs)
+        if not isinstance(self.hparams["net"], Mapping):   # built in Python, not from a config
+            self.hparams["net"] = f"python object {net!r}"
+        if not callable(net):
+            raise TypeError(f"PKS4Module: net must be a callable num_classes -> nn.Module, got {net!r}. "
+                            f"A checkpoint of a module built in Python needs load_from_checkpoint(path, net=...)")
+        self.model = net(num_classes)
         self.num_classes = num_classes
         self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
         top5 = min(5, num_classes)
@@ -106,11 +97,22 @@ class PKS4Module(LightningModule):
         self.group_names: list[str] = []          # filled in setup() when the data has class groups
         self.group_metrics = nn.ModuleDict()      # "<stage>_<group>" -> top-1 accuracy on that group
         self.register_buffer("label_group", torch.full((num_classes,), -1, dtype=torch.long), persistent=False)
+        self.best_val_top1: float | None = None   # hp_metric; kept in checkpoints
+        self.finite_guard = NonFiniteGuard()
 
-    # ------------------------------------------------------------------ setup
+    @property
+    def hparams_initial(self):
+        """What loggers record: the hyper-parameters plus the flat names `head` and `backbone`."""
+        hp = super().hparams_initial
+        hp["net"] = self.hparams["net"]
+        hp.update(model_names(self.model))
+        return hp
+
+    # ------------------------------------------------------------------ setup / checkpoints
     def setup(self, stage: str) -> None:
         """Per-group accuracy (e.g. temporal vs spatial classes) when the datamodule has `class_groups`."""
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        self.finite_guard.every = max(int(self.trainer.log_every_n_steps or 1), 1)
+        datamodule = getattr(self.trainer, "datamodule", None)
         groups = getattr(datamodule, "class_groups", None)
         if not groups or self.group_names:
             return
@@ -125,6 +127,17 @@ class PKS4Module(LightningModule):
             for group in self.group_names:
                 self.group_metrics[f"{split}_{group}"] = MulticlassAccuracy(self.num_classes, top_k=1, average="micro")
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["best_val_top1"] = self.best_val_top1
+        checkpoint["num_classes"] = self.num_classes   # hyper_parameters get overridden by load kwargs
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        saved = checkpoint.get("num_classes", (checkpoint.get("hyper_parameters") or {}).get("num_classes"))
+        if saved is not None and int(saved) != self.num_classes:
+            raise ValueError(f"the checkpoint was trained for {saved} classes but this model (the data) has "
+                             f"{self.num_classes}: use data with the checkpoint's classes")
+        self.best_val_top1 = checkpoint.get("best_val_top1")
+
     # ------------------------------------------------------------------ forward
     def forward(self, video: torch.Tensor) -> torch.Tensor:
         """video [B,T,3,H,W] uint8 or float in 0..1 -> logits [B,K]."""
@@ -137,67 +150,28 @@ class PKS4Module(LightningModule):
         return logits.float().softmax(-1).view(b, v, -1).mean(1)      # [B,K]
 
     # ------------------------------------------------------------------ training
-    def _mix(self, video: torch.Tensor, target: torch.Tensor):
-        """Batch-level mixup/cutmix on the float video [B,T,3,H,W] and the soft targets [B,K]."""
-        use_mixup, use_cutmix = self.hparams.mixup_alpha > 0, self.hparams.cutmix_alpha > 0
-        if not (use_mixup or use_cutmix) or video.shape[0] < 2:
-            return video, target
-        if use_mixup and use_cutmix:
-            use_mixup = bool(torch.rand(()) < 0.5)
-        alpha = self.hparams.mixup_alpha if use_mixup else self.hparams.cutmix_alpha
-        lam = float(torch.distributions.Beta(alpha, alpha).sample())
-        perm = torch.randperm(video.shape[0], device=video.device)
-        video = video.float() / 255.0 if not video.is_floating_point() else video
-        if use_mixup:
-            video = lam * video + (1.0 - lam) * video[perm]
-        else:  # one box, the same in every frame; lam corrected to the box's true area
-            h, w = video.shape[-2:]
-            cut = math.sqrt(1.0 - lam)
-            ch, cw = int(h * cut), int(w * cut)
-            cy, cx = int(torch.randint(h, ())), int(torch.randint(w, ()))
-            y0, y1 = max(cy - ch // 2, 0), min(cy + ch // 2, h)
-            x0, x1 = max(cx - cw // 2, 0), min(cx + cw // 2, w)
-            video = video.clone()
-            video[..., y0:y1, x0:x1] = video[perm][..., y0:y1, x0:x1]
-            lam = 1.0 - (y1 - y0) * (x1 - x0) / (h * w)
-        return video, lam * target + (1.0 - lam) * target[perm]
-
     def training_step(self, batch, batch_idx):
-        if batch is None:  # every video of the batch failed to decode (the datamodule logged their ids)
-            return self._skip_step()
+        if batch is None:
+            # VideoDataModule never yields one (bad training videos are replaced); skipping a step
+            # on one rank only would hang the others in backward's all-reduce
+            if self.trainer.world_size > 1:
+                raise RuntimeError("a training batch is None under DDP: the datamodule must not drop whole "
+                                   "training batches (every rank has to run the same steps)")
+            return None
         video, label = batch["video"], batch["label"]                 # [B,T,3,H,W], [B]
+        hp = self.hparams
         target = F.one_hot(label, self.num_classes).float()
-        smoothing = self.hparams.label_smoothing
-        target = target * (1.0 - smoothing) + smoothing / self.num_classes
-        video, target = self._mix(video, target)
+        target = target * (1.0 - hp.label_smoothing) + hp.label_smoothing / self.num_classes
+        video, target = mix_batch(video, target, hp.mixup_alpha, hp.cutmix_alpha)
         logits = self.model(video)
         loss = torch.sum(-target * F.log_softmax(logits.float(), -1), -1).mean()
-        self._check_finite(loss)
+        self.finite_guard.update(self.trainer, loss)
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=label.shape[0])
         self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=label.shape[0])
         return loss
 
-    def _skip_step(self):
-        if self.trainer.world_size == 1:
-            return None  # Lightning skips the optimiser step
-        # under DDP every rank must run backward: a zero loss that touches every trainable parameter
-        return sum(p.sum() * 0.0 for p in self.parameters() if p.requires_grad)
-
-    def _check_finite(self, loss: torch.Tensor) -> None:
-        """Stop on a NaN/Inf loss: save the current (pre-update) state and name the step and the file."""
-        bad = self.trainer.strategy.reduce_boolean_decision(not bool(torch.isfinite(loss)), all=False)
-        if not bad:
-            return
-        step = self.trainer.global_step
-        ckpt_dir = next((cb.dirpath for cb in self.trainer.checkpoint_callbacks if cb.dirpath), None)
-        ckpt_dir = ckpt_dir or self.trainer.log_dir or self.trainer.default_root_dir
-        path = os.path.join(ckpt_dir, f"nonfinite-step{step}.ckpt")
-        self.trainer.save_checkpoint(path)  # collective: every rank reached this line
-        weights_ok = all(torch.isfinite(p).all() for p in self.parameters())
-        state = "weights are finite" if weights_ok else "WARNING: weights already contain NaN/Inf"
-        raise NonFiniteLossError(
-            f"non-finite training loss ({loss.item()}) at global step {step}, epoch {self.current_epoch}; "
-            f"state before this step saved to {path} ({state}). Lower model.lr or check the data.")
+    def on_train_epoch_end(self) -> None:
+        self.finite_guard.look(self.trainer)
 
     # ------------------------------------------------------------------ evaluation
     def _eval_step(self, batch, split: str):
@@ -229,8 +203,10 @@ class PKS4Module(LightningModule):
         if self.trainer.sanity_checking:
             return
         self.log_dict(values, prog_bar=False)                         # already synced by torchmetrics
-        if split == "val":
-            self.log("hp_metric", values["val/top1"])
+        if split == "val" and self.trainer.state.fn == "fit":
+            top1_value = float(values["val/top1"])
+            self.best_val_top1 = max(top1_value, self.best_val_top1 if self.best_val_top1 is not None else top1_value)
+            self.log("hp_metric", self.best_val_top1)
         if self.trainer.is_global_zero:
             self._log_confusion_figure(confusion, f"{split}/confusion_matrix")
 
@@ -238,23 +214,7 @@ class PKS4Module(LightningModule):
         loggers = [lg for lg in self.loggers if isinstance(lg, TensorBoardLogger)]
         if not loggers:
             return
-        from matplotlib.figure import Figure  # no pyplot: no global backend state
-
-        counts = confusion.cpu().float()
-        rates = counts / counts.sum(1, keepdim=True).clamp_min(1)    # row-normalised: recall per class
-        k = counts.shape[0]
-        size = min(4 + 0.35 * k, 24)
-        fig = Figure(figsize=(size, size))
-        ax = fig.add_subplot()
-        im = ax.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
-        if k <= 60:
-            ax.set_xticks(range(k), self.class_names, rotation=90, fontsize=7)
-            ax.set_yticks(range(k), self.class_names, fontsize=7)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_title(f"{tag} (epoch {self.current_epoch}, row-normalised)")
-        fig.colorbar(im, ax=ax, fraction=0.046)
-        fig.tight_layout()
+        fig = confusion_figure(confusion, self.class_names, f"{tag} (epoch {self.current_epoch}, row-normalised)")
         for logger in loggers:
             logger.experiment.add_figure(tag, fig, global_step=self.global_step)
 
@@ -278,23 +238,8 @@ class PKS4Module(LightningModule):
 
     # ------------------------------------------------------------------ optimisation
     def _param_groups(self) -> list[dict]:
-        """AdamW groups: {head, backbone} × {decay, no decay}; frozen parameters are left out."""
         hp = self.hparams
-        groups = {(part, decay): [] for part in ("head", "backbone") for decay in (True, False)}
-        for name, p in self.model.named_parameters():
-            if not p.requires_grad:
-                continue
-            pretrained = name.startswith("backbone.") and not name.startswith("backbone.st_adapters.")
-            part = "backbone" if pretrained else "head"
-            leaf = name.rsplit(".", 1)[-1]
-            no_decay = p.ndim <= 1 or leaf == "bias" or leaf in NO_DECAY_NAMES or "norm" in name.lower()
-            groups[(part, not no_decay)].append(p)
-        out = []
-        for (part, decay), params in groups.items():
-            if params:
-                out.append({"params": params, "lr": hp.backbone_lr if part == "backbone" else hp.lr,
-                            "weight_decay": hp.weight_decay if decay else 0.0, "name": f"{part}{'' if decay else '_no_decay'}"})
-        return out
+        return param_groups(self.model, hp.lr, hp.backbone_lr, hp.weight_decay)
 
     def configure_optimizers(self):
         hp = self.hparams
@@ -303,12 +248,5 @@ class PKS4Module(LightningModule):
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         epochs = self.trainer.max_epochs if self.trainer.max_epochs and self.trainer.max_epochs > 0 else 1
         warmup = min(int(round(hp.warmup_epochs * total / epochs)), total - 1)
-
-        def lr_factor(step: int) -> float:  # linear warm-up, then cosine to min_lr_ratio; per optimiser step
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-            return hp.min_lr_ratio + (1 - hp.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, warmup, hp.min_lr_ratio))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

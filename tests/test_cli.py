@@ -72,10 +72,13 @@ trainer:
   num_sanity_val_steps: 0
   enable_model_summary: false
 model:
-  backbone: test_efficientnet
-  feature_index: 2
-  head: pks4
-  head_kwargs: {{d_state: 4, prior_dim: 8, radius: 1}}
+  net:
+    class_path: pks4_lit.models.VideoClassifier
+    init_args:
+      backbone: {{name: test_efficientnet, feature_index: 2}}
+      head:
+        class_path: pks4_lit.models.PKS4
+        init_args: {{d_state: 4, prior_dim: 8, radius: 1}}
   lr: 0.003
   warmup_epochs: 0.5
 data:

@@ -2,8 +2,9 @@
 and the embedded synthetic dataset."""
 from .annotations import FORMATS, DatasetError, Sample, read_class_names, read_samples
 from .datamodule import VideoDataModule
-from .dataset import EpochSampler, VideoClipDataset, VideoFolderDataset, collate_videos
+from .dataset import VideoClipDataset, VideoFolderDataset, collate_videos
 from .decode import BadVideoError, VideoReader, read_frames
+from .samplers import EpochSampler, EvalSampler, ResumableDataLoader
 
 
 def __getattr__(name):  # lazy: `python -m pks4_lit.data.synthetic` must not import it twice
@@ -15,6 +16,7 @@ def __getattr__(name):  # lazy: `python -m pks4_lit.data.synthetic` must not imp
 
 __all__ = [
     "FORMATS", "DatasetError", "Sample", "read_class_names", "read_samples", "VideoDataModule", "EpochSampler",
+    "EvalSampler", "ResumableDataLoader",
     "VideoClipDataset", "VideoFolderDataset", "collate_videos", "BadVideoError", "VideoReader", "read_frames",
     "write_synthetic_dataset",
 ]

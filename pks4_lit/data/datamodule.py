@@ -8,6 +8,11 @@ the first expected path; some missing -> a warning, they are skipped as bad vide
 Batches (see dataset.py): train `video [B,T,3,H,W]`; val `video [B,1,T,3,H,W]`; test
 `video [B,V,T,3,H,W]` with V = num_clips·num_crops; predict adds `path`. A batch whose videos were
 all bad is None: the LightningModule skips it.
+
+Samplers (samplers.py) shard by the Trainer's world size and rank themselves: training shards are
+padded to equal length, evaluation shards are not (every video counted once under DDP), and the
+training loader's position in the epoch is saved in checkpoints, so `--ckpt_path last` resumes the
+data where it stopped.
 """
 from __future__ import annotations
 
@@ -21,7 +26,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from .annotations import FORMATS, DatasetError, read_class_groups, read_class_names, read_samples
-from .dataset import EpochSampler, VideoClipDataset, VideoFolderDataset, collate_videos, worker_init_fn
+from .dataset import VideoClipDataset, VideoFolderDataset, collate_videos, worker_init_fn
+from .samplers import EpochSampler, EvalSampler, ResumableDataLoader
 from .sampling import SAMPLERS
 
 log = logging.getLogger(__name__)
@@ -52,6 +58,7 @@ class VideoDataModule(L.LightningDataModule):
         eval_batch_size: Optional[int] = None,
         decode_threads: int = 1,
         decode_mode: str = "auto",
+        max_missing_fraction: float = 0.25,
     ):
         """
         Args:
@@ -78,6 +85,9 @@ class VideoDataModule(L.LightningDataModule):
             eval_batch_size: videos per val/test/predict batch (default: batch_size).
             decode_threads: FFmpeg decode threads per worker.
             decode_mode: "auto" (choose seek or linear per video), "seek" or "linear".
+            max_missing_fraction: a video whose clip misses more than this fraction of its frames
+                (damaged or cut-off file) is a bad video; fewer are replaced by the nearest earlier
+                frame, with a warning naming the video.
         """
         super().__init__()
         if format not in FORMATS:
@@ -90,6 +100,8 @@ class VideoDataModule(L.LightningDataModule):
             raise DatasetError(f"crop_size ({crop_size}) must not exceed short_side ({short_side})")
         if decode_mode not in ("auto", "seek", "linear"):
             raise DatasetError(f"decode_mode must be auto, seek or linear (got {decode_mode!r})")
+        if not 0.0 <= max_missing_fraction <= 1.0:
+            raise DatasetError(f"max_missing_fraction must be in [0, 1] (got {max_missing_fraction})")
         self.save_hyperparameters()
         self.root = Path(root).expanduser()
         self.format = format
@@ -99,9 +111,12 @@ class VideoDataModule(L.LightningDataModule):
         self.predict_paths = predict_paths
         self.clip_kw = dict(num_frames=num_frames, sampler=sampler, frame_stride=frame_stride, crop_size=crop_size,
                             short_side=short_side, scale=tuple(scale), hflip=hflip, seed=seed,
-                            max_bad_fraction=max_bad_fraction, decode_threads=decode_threads, decode_mode=decode_mode)
+                            max_bad_fraction=max_bad_fraction, decode_threads=decode_threads, decode_mode=decode_mode,
+                            max_missing_fraction=max_missing_fraction)
         self.num_clips, self.num_crops = num_clips, num_crops
         self.datasets: dict[str, VideoClipDataset] = {}
+        self._train_loader: Optional[ResumableDataLoader] = None
+        self._train_state: Optional[dict] = None  # from a checkpoint, for the next training loader
 
     # -- read before setup --------------------------------------------------------------------
     @cached_property
@@ -146,14 +161,21 @@ class VideoDataModule(L.LightningDataModule):
         return VideoClipDataset(samples, train=name == "train", **views, **self.clip_kw)
 
     # -- loaders -------------------------------------------------------------------------------
-    def _loader(self, name: str, shuffle: bool, batch_size: int) -> DataLoader:
+    def _loader(self, name: str, batch_size: int) -> DataLoader:
         if name not in self.datasets:
             self.setup({"train": "fit", "val": "validate", "test": "test", "predict": "predict"}[name])
         ds = self.datasets[name]
-        return DataLoader(
+        world, rank = self._world()
+        if name == "train":
+            sampler, loader = EpochSampler(len(ds), shuffle=True, seed=self.seed, num_replicas=world, rank=rank), ResumableDataLoader
+        else:
+            if len(ds) < world:
+                raise DatasetError(f"the {name} set has {len(ds)} videos, fewer than the {world} processes evaluating it")
+            sampler, loader = EvalSampler(len(ds), num_replicas=world, rank=rank), DataLoader
+        loader = loader(
             ds,
             batch_size=batch_size,
-            sampler=EpochSampler(len(ds), shuffle=shuffle, seed=self.seed),
+            sampler=sampler,
             collate_fn=collate_videos,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
@@ -161,15 +183,42 @@ class VideoDataModule(L.LightningDataModule):
             worker_init_fn=worker_init_fn,
             generator=torch.Generator().manual_seed(self.seed),
         )
+        if name == "train":
+            self._train_loader = loader
+            if self._train_state is not None:
+                loader.load_state_dict(self._train_state)
+        return loader
+
+    def _world(self) -> tuple[int, int]:
+        """(processes, this one's rank): from the Trainer when attached, else torch.distributed, else (1, 0)."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            return trainer.world_size, trainer.global_rank
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return torch.distributed.get_world_size(), torch.distributed.get_rank()
+        return 1, 0
+
+    # -- checkpoint state ------------------------------------------------------------------------
+    # The training loader's place in its epoch. Lightning saves it twice: as a stateful loader (fit
+    # loop state) and here. Its own restore is skipped when configure_optimizers reads
+    # trainer.estimated_stepping_batches (Lightning issue #20550, open), as PKS4Module's does; this
+    # one runs in every case, before the loader's first batch (iteration starts lazily).
+    def state_dict(self) -> dict:
+        return {"train_loader": self._train_loader.state_dict()} if self._train_loader is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._train_state = state.get("train_loader")
+        if self._train_loader is not None and self._train_state is not None:
+            self._train_loader.load_state_dict(self._train_state)
 
     def train_dataloader(self):
-        return self._loader("train", True, self.batch_size)
+        return self._loader("train", self.batch_size)
 
     def val_dataloader(self):
-        return self._loader("val", False, self.eval_batch_size)
+        return self._loader("val", self.eval_batch_size)
 
     def test_dataloader(self):
-        return self._loader("test", False, self.eval_batch_size)
+        return self._loader("test", self.eval_batch_size)
 
     def predict_dataloader(self):
-        return self._loader("predict", False, self.eval_batch_size)
+        return self._loader("predict", self.eval_batch_size)

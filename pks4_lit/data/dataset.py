@@ -5,11 +5,10 @@ Items (dicts, uint8 video):
   eval:  video [V,T,3,H,W] with V = num_clips·num_crops (clip-major: v = clip·num_crops + crop),
          label, index; predict items also carry `path`.
 
-Determinism: `EpochSampler` yields (index, epoch) pairs and every random choice for an item
-(frame positions, crop, flip) comes from numpy's Generator seeded with (seed, epoch, index). So the
-same seed gives the same data order and the same clips whatever the number of workers or their
-scheduling; a new epoch gives new draws. Lightning calls `set_epoch` on the sampler; without
-Lightning the sampler advances its epoch at each pass.
+Determinism: `EpochSampler` (samplers.py) yields (index, epoch) pairs and every random choice for
+an item (frame positions, crop, flip) comes from numpy's Generator seeded with (seed, epoch, index).
+So the same seed gives the same data order and the same clips whatever the number of workers or
+their scheduling; a new epoch gives new draws, and a resumed epoch the same ones.
 
 Bad videos (missing, empty, truncated, not a video, no video stream) never stop an epoch:
   train: logged by id with a running count and replaced by the next index (deterministic), so
@@ -26,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from .annotations import DatasetError, Sample
-from .decode import BadVideoError, VideoReader
+from .decode import MAX_MISSING_FRACTION, BadVideoError, VideoReader
+from .samplers import EpochSampler  # noqa: F401  (re-exported: it used to live here)
 from .sampling import sample_indices
 from .transforms import eval_crops, train_transform
 
@@ -70,13 +70,14 @@ class VideoClipDataset(Dataset):
                  frame_stride: int = 4, crop_size: int = 112, short_side: int = 128, scale=(0.4, 1.0),
                  hflip: bool = False, num_clips: int = 1, num_crops: int = 1, seed: int = 0,
                  max_bad_fraction: float = 0.05, decode_threads: int = 1, decode_mode: str = "auto",
-                 return_path: bool = False):
+                 max_missing_fraction: float = MAX_MISSING_FRACTION, return_path: bool = False):
         self.samples = list(samples)
         self.train = train
         self.num_frames, self.sampler, self.frame_stride = num_frames, sampler, frame_stride
         self.crop_size, self.short_side, self.scale, self.hflip = crop_size, short_side, tuple(scale), hflip
         self.num_clips, self.num_crops = num_clips, num_crops
         self.seed, self.decode_threads, self.decode_mode = seed, decode_threads, decode_mode
+        self.max_missing_fraction = max_missing_fraction
         self.return_path = return_path
         self.counter = BadVideoCounter(max_bad_fraction)
 
@@ -117,9 +118,12 @@ class VideoClipDataset(Dataset):
         return item
 
     # ------------------------------------------------------------------------------------------
+    def _open(self, s: Sample) -> VideoReader:
+        return VideoReader(s.path, threads=self.decode_threads, video_id=s.id, max_missing_fraction=self.max_missing_fraction)
+
     def load_train(self, s: Sample, rng: np.random.Generator) -> torch.Tensor:
         """[T,3,crop,crop] uint8."""
-        with VideoReader(s.path, threads=self.decode_threads) as r:
+        with self._open(s) as r:
             idx = sample_indices(self.sampler, r.num_frames, self.num_frames, self.frame_stride, rng=rng)
             frames = r.decode(idx, mode=self.decode_mode, short_side=self.short_side)
         return train_transform(_to_tchw(frames), self.crop_size, self.scale, self.hflip, rng)
@@ -127,7 +131,7 @@ class VideoClipDataset(Dataset):
     def load_eval(self, s: Sample) -> torch.Tensor:
         """[V,T,3,crop,crop] uint8: every clip decoded in one pass, then cropped."""
         T, K = self.num_frames, self.num_clips
-        with VideoReader(s.path, threads=self.decode_threads) as r:
+        with self._open(s) as r:
             idx = np.concatenate([sample_indices(self.sampler, r.num_frames, T, self.frame_stride, clip=k, num_clips=K)
                                   for k in range(K)])
             frames = _to_tchw(r.decode(idx, mode=self.decode_mode, short_side=self.short_side))
@@ -138,24 +142,34 @@ class VideoClipDataset(Dataset):
 
 
 class VideoFolderDataset(VideoClipDataset):
-    """Unlabelled videos for `pks4 predict`: files and/or folders (searched recursively by extension)."""
+    """Unlabelled videos for `pks4 predict`: files and/or folders (searched recursively by extension).
+
+    Predicting is not training: no bad-video limit, every unreadable input is skipped (logged, and
+    listed at the end by PredictionPrinter). A named file that does not exist is such an input.
+    """
 
     def __init__(self, paths, **kw):
         files = list_videos(paths)
+        kw["max_bad_fraction"] = 1.0
         super().__init__([Sample(p, -1, str(p)) for p in files], train=False, return_path=True, **kw)
 
 
 def list_videos(paths) -> list[Path]:
+    """Files named, and video files (by extension) under folders named; missing names are kept (and logged)."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    files = []
+    files, missing = [], []
     for p in map(Path, paths):
         if p.is_dir():
             files += sorted(f for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTENSIONS and f.is_file())
-        elif p.exists():
-            files.append(p)
         else:
-            raise DatasetError(f"predict path {p} does not exist")
+            files.append(p)
+            if not p.exists():
+                missing.append(p)
+    if missing and len(missing) == len(files):
+        raise DatasetError(f"predict: none of the given paths exists (first: {missing[0]})")
+    if missing:
+        log.warning("predict: %d of the given paths do not exist (first: %s); they are listed as unreadable", len(missing), missing[0])
     if not files:
         raise DatasetError(f"no video files ({', '.join(VIDEO_EXTENSIONS)}) in {list(map(str, paths))}")
     return files
@@ -166,25 +180,6 @@ def _to_tchw(frames: np.ndarray) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-
-
-class EpochSampler(Sampler):
-    """Yields (index, epoch): a seeded permutation per epoch (or 0..n-1), plus the epoch for item seeds."""
-
-    def __init__(self, n: int, shuffle: bool, seed: int = 0):
-        self.n, self.shuffle, self.seed, self.epoch = n, shuffle, seed, 0
-
-    def set_epoch(self, epoch: int):
-        self.epoch = epoch
-
-    def __len__(self):
-        return self.n
-
-    def __iter__(self):
-        epoch = self.epoch
-        self.epoch += 1  # advance when nobody calls set_epoch (plain loops); Lightning overrides it
-        order = np.random.default_rng([self.seed, epoch]).permutation(self.n) if self.shuffle else np.arange(self.n)
-        return iter([(int(i), epoch) for i in order])
 
 
 def collate_videos(items: list):

@@ -1,8 +1,16 @@
 """FrameBackbone: any timm image model run on every frame of a clip → feature maps [B,T,C,h,w].
 
 Two ways to get a spatial feature map out of a timm model:
-  * CNN-like models: `features_only=True, out_indices=(feature_index,)` (timm's feature wrapper;
-    it also drops every stage after the selected one).
+  * CNN-like models (and hierarchical transformers such as Swin): the model is cut at its tap.
+    `feature_index` picks one of timm's `feature_info` taps; `prune_intermediate_layers` removes
+    every stage after it (and the final conv/norm/classifier), and the forward is
+    `forward_intermediates(x, indices=[tap], intermediates_only=True, stop_early=True)`, so nothing
+    after the tap is built, run or trained. timm's `features_only=True` is NOT enough: for
+    EfficientNet/MobileNet (their own feature classes) it keeps and runs every later stage and
+    drops their output (efficientnet_lite0 at feature_index 3 ran blocks 5-6 for nothing: ~30 % of
+    its FLOPs, and trainable parameters that never get a gradient). `features_only` remains only
+    as the fallback for a model without `prune_intermediate_layers` (timm's generic wrapper, which
+    stops at the last selected module).
   * token models (ViT family, recognised by `num_prefix_tokens`): `forward_features` tokens
     minus the prefix (class/register) tokens, reshaped to the patch grid. `img_size` builds the
     model for non-default inputs; `dynamic_img_size=True` is passed where the model accepts it,
@@ -89,18 +97,35 @@ class FrameBackbone(nn.Module):
             self.reduction = patch[0] if isinstance(patch, (tuple, list)) else patch
             self.stage_names = [f"blocks.{i}" for i in range(len(self.model.blocks))]
         else:
-            self.model = timm.create_model(name, pretrained=pretrained, features_only=True,
-                                           out_indices=(feature_index,), **kw)
-            info = self.model.feature_info
-            sel = info.out_indices[0] % len(info.info)
-            self.out_dim = info.info[sel]["num_chs"]
-            self.reduction = info.info[sel]["reduction"]
-            self.stage_names = [i["module"] for i in info.info[: sel + 1]]
+            self.model, info, self.tap, self.is_cut = self._build_cut(name, pretrained, feature_index, kw)
+            self.out_dim = info[self.tap]["num_chs"]
+            self.reduction = info[self.tap]["reduction"]
+            self.stage_names = [i["module"] for i in info[: self.tap + 1]]
 
         cfg = self.model.pretrained_cfg
         self.mean = tuple(cfg.get("mean", timm.data.IMAGENET_DEFAULT_MEAN))
         self.std = tuple(cfg.get("std", timm.data.IMAGENET_DEFAULT_STD))
         self._apply_freeze()
+
+    @staticmethod
+    def _build_cut(name, pretrained, feature_index, kw):
+        """(model, feature_info as a list of dicts, tap index ≥ 0, whether timm cut it after the
+        tap). Weights are loaded into the full model first, so whole-model checkpoints load strictly."""
+        with torch.device("meta"):
+            probe = timm.create_model(name, pretrained=False)
+        if hasattr(probe, "prune_intermediate_layers") and hasattr(probe, "forward_intermediates"):
+            model = timm.create_model(name, pretrained=pretrained, num_classes=0, **kw)
+            info = [dict(i) for i in model.feature_info]
+            if not -len(info) <= feature_index < len(info):
+                raise ValueError(f"{name}: feature_index {feature_index} is out of range: it has "
+                                 f"{len(info)} taps ({', '.join(i['module'] for i in info)})")
+            tap = feature_index % len(info)
+            model.prune_intermediate_layers(indices=[tap], prune_norm=True, prune_head=True)
+            return model, info, tap, True
+        model = timm.create_model(name, pretrained=pretrained, features_only=True,
+                                  out_indices=(feature_index,), **kw)
+        info = model.feature_info
+        return model, [dict(i) for i in info.info], info.out_indices[0] % len(info.info), False
 
     # ---- freezing -----------------------------------------------------------------------
     def _apply_freeze(self):
@@ -140,6 +165,9 @@ class FrameBackbone(nn.Module):
     # ---- forward ------------------------------------------------------------------------
     def _features(self, x: torch.Tensor) -> torch.Tensor:           # [N,3,H,W] -> [N,C,h,w]
         if not self.is_token_model:
+            if self.is_cut:
+                return self.model.forward_intermediates(x, indices=[self.tap], intermediates_only=True,
+                                                        stop_early=True)[0]
             return self.model(x)[0]
         tokens = self.model.forward_features(x)                         # [N,prefix+h*w,C]
         pe = self.model.patch_embed

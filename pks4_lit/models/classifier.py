@@ -6,44 +6,72 @@
 
 The data pipeline keeps clips uint8 until here; normalisation uses the backbone's own pretrained
 mean/std (registered as buffers so they follow the module's device).
+
+Construction is dependency injection, so every option is typed by its own class's signature:
+the backbone is a built `FrameBackbone`, the head a callable `dim -> nn.Module` (a head class, or a
+partial of one). In a config both are `class_path`/`init_args` (conf/synthetic/pks4.yaml);
+in Python, `VideoClassifier.from_names(K, "resnet18", head="pks4", head_kwargs=..., freeze=...)`
+is the short form.
 """
 from __future__ import annotations
 
 import collections
-import inspect
+from typing import Callable, TypedDict
 
 import torch
 import torch.nn as nn
 
 from pks4_lit.models.backbone import FrameBackbone
-from pks4_lit.models.heads import build_temporal_head
+from pks4_lit.models.heads import build_temporal_head, temporal_head_name
+from pks4_lit.models.pks4 import PKS4
+from pks4_lit.models.tsn import TSN
+
+
+class AdapterOptions(TypedDict, total=False):
+    """Typed keyword arguments of `pks4_lit.models.st_adapter.add_st_adapters` (a test keeps them equal)."""
+    ratio: float
+    min_bottleneck: int
+    kernel_size: int
+    act: str | None
 
 
 class VideoClassifier(nn.Module):
-    def __init__(self, num_classes: int, backbone: str = "resnet18", head: str = "pks4",
-                 head_kwargs: dict | None = None, pretrained: bool = False,
-                 checkpoint_path: str | None = None, freeze: str = "all", last_n: int = 1,
-                 feature_index: int = -1, img_size: int | tuple[int, int] | None = None,
-                 dropout: float = 0.0, adapter: str | None = None,
-                 adapter_kwargs: dict | None = None):
+    def __init__(self, num_classes: int, backbone: FrameBackbone, head: Callable[[int], nn.Module] = PKS4,
+                 dropout: float = 0.0, adapter: str | None = None, adapter_kwargs: AdapterOptions | None = None):
+        """
+        Args:
+            num_classes: number of classes K (given by PKS4Module from the data).
+            backbone: the per-frame timm backbone (its own options: name, weights, freeze policy, tap).
+            head: temporal head, called with the backbone's channels: a head class (pks4_lit.models.PKS4,
+                SSM, TSN, TemporalAttention, GlobalSSM) with its own arguments.
+            dropout: dropout before the linear classifier.
+            adapter: baseline only: trainable adapters inside the frozen backbone ("st_adapter").
+            adapter_kwargs: the adapter's options (ratio, min_bottleneck, kernel_size, act).
+        """
         super().__init__()
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-        self.backbone = FrameBackbone(backbone, pretrained=pretrained, checkpoint_path=checkpoint_path,
-                                      freeze=freeze, last_n=last_n, feature_index=feature_index,
-                                      img_size=img_size)
-        if adapter:   # baseline only (e.g. "st_adapter"): trainable adapters inside the frozen backbone
+        self.backbone = backbone
+        if adapter:   # new weights inside the backbone; they train at the head's lr (PKS4Module)
             from pks4_lit.models.st_adapter import add_adapters
             add_adapters(adapter, self.backbone, **(adapter_kwargs or {}))
         dim = self.backbone.out_dim
-        self.head = build_temporal_head(head, dim, **(head_kwargs or {}))
-        self.head_name = head
+        self.head = head(dim)
         self.norm = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(dim, num_classes)
         self.register_buffer("mean", torch.tensor(self.backbone.mean).view(1, 1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(self.backbone.std).view(1, 1, 3, 1, 1), persistent=False)
-        self._head_has_internals = "return_internals" in inspect.signature(self.head.forward).parameters
+
+    @classmethod
+    def from_names(cls, num_classes: int, backbone: str = "resnet18", head: str = "pks4",
+                   head_kwargs: dict | None = None, dropout: float = 0.0, adapter: str | None = None,
+                   adapter_kwargs: dict | None = None, **backbone_kwargs) -> VideoClassifier:
+        """Python shorthand: backbone by timm name (`backbone_kwargs` go to FrameBackbone), head by
+        registry name (`head_kwargs` go to its class)."""
+        return cls(num_classes, FrameBackbone(backbone, **backbone_kwargs),
+                   head=lambda dim: build_temporal_head(head, dim, **(head_kwargs or {})),
+                   dropout=dropout, adapter=adapter, adapter_kwargs=adapter_kwargs)
 
     def normalize(self, video: torch.Tensor) -> torch.Tensor:          # [B,T,3,H,W] → float
         if video.dim() != 5 or video.shape[2] != 3:
@@ -55,10 +83,12 @@ class VideoClassifier(nn.Module):
         return (video.float() - self.mean) / self.std
 
     def forward_features(self, video: torch.Tensor) -> dict:
+        """→ dict(features X, head output Y [B,T,C,h,w], pooled [B,C], internals: the head's
+        `forward_with_internals` dict, or None for heads without one)."""
         feats = self.backbone(self.normalize(video))                   # [B,T,C,h,w]
         internals = None
-        if self._head_has_internals:
-            out, internals = self.head(feats, return_internals=True)
+        if hasattr(self.head, "forward_with_internals"):
+            out, internals = self.head.forward_with_internals(feats)
         else:
             out = self.head(feats)                                      # [B,T,C,h,w]
         pooled = out.mean(dim=(1, 3, 4))                                # [B,C]
@@ -76,18 +106,19 @@ class VideoClassifier(nn.Module):
         if any(isinstance(m, STAdapter) for m in self.backbone.modules()):
             raise NotImplementedError("VideoClassifier with ST-Adapters cannot stream: the adapters' "
                                       "temporal convolution inside the backbone needs the clip's other frames")
-        if isinstance(self.head, nn.Identity):
+        if isinstance(self.head, _FRAMEWISE):
             return
-        why = _NOT_STREAMABLE.get(self.head_name)
-        if why is None and not hasattr(self.head, "step"):
+        name = temporal_head_name(self.head)
+        why = _NOT_STREAMABLE.get(name)
+        if why is None and not (hasattr(self.head, "step") and hasattr(self.head, "allocate_state")):
             why = f"{type(self.head).__name__} has no step()/allocate_state()"
-        if why is None:
+        if why is None and hasattr(self.head, "check_streamable"):
             try:
                 self.head.check_streamable()
             except NotImplementedError as e:
                 why = str(e)
         if why is not None:
-            raise NotImplementedError(f"temporal head {self.head_name!r} cannot stream: {why}. "
+            raise NotImplementedError(f"temporal head {name!r} cannot stream: {why}. "
                                       "Heads that stream: pks4 and ssm (causal) and tsn")
 
     def stream(self, video, window: int | None = None):
@@ -123,7 +154,7 @@ class VideoClassifier(nn.Module):
             shape = frame.shape
             with torch.no_grad():                     # entered and left within one frame, never across a yield
                 f = self.backbone(self.normalize(frame[:, None]))[:, 0]              # [B,C,h,w]
-                if isinstance(self.head, nn.Identity):
+                if isinstance(self.head, _FRAMEWISE):
                     y = f
                 else:
                     if state is None:
@@ -140,6 +171,7 @@ class VideoClassifier(nn.Module):
             yield logits
 
 
+_FRAMEWISE = (TSN, nn.Identity)          # heads that leave every frame as it is: nothing to carry
 # why the other registered heads cannot run one frame at a time
 _NOT_STREAMABLE = {
     "attention": "temporal self-attention re-reads every frame of the window at each step and keeps "

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn as nn
@@ -57,12 +58,13 @@ class _Scanner(nn.Module):
         dt = dt.clamp(min=dt_init_floor)
         with torch.no_grad():
             self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))        # softplus⁻¹(dt)
-        self.dt_proj.bias._no_weight_decay = True
         A = torch.arange(1, d_state + 1, dtype=torch.float32).repeat(d_inner, 1)  # S4D-real
         self.A_log = nn.Parameter(torch.log(A))                                 # [d_inner,N]
-        self.A_log._no_weight_decay = True
         self.D = nn.Parameter(torch.ones(d_inner))                              # [d_inner]
-        self.D._no_weight_decay = True
+
+    def no_weight_decay(self) -> set[str]:
+        """The SSM's own parameters (A, D, Δ's bias) are not weight-decayed, as in Mamba."""
+        return {"A_log", "D", "dt_proj.bias"}
 
     def forward(self, u, z, p):     # u, z [b,d,L]; p [b,L,Cp] | None → y [b,d,L], Δ pre-bias [b,d,L]
         # compute dtype: fp32 on CPU, also under autocast (fp64 kept, for gradcheck); on CUDA u's
@@ -92,13 +94,37 @@ class _Scanner(nn.Module):
 
 
 class PKS4(nn.Module):
+    """The PKS⁴ temporal head: `forward(X [B,T,C,h,w]) -> Y [B,T,C,h,w]`;
+    `forward_with_internals(X) -> (Y, dict)` also returns the priors and Δ (for figures)."""
+
     def __init__(self, dim: int, d_state: int = 16, expand: int = 1, d_conv: int = 4,
                  prior_dim: int = 64, radius: int = 3, dilation: int = 1,
                  use_correlation: bool = True, use_difference: bool = True,
                  use_priors: bool = True, bidirectional: bool = False,
-                 dt_rank: int | str = "auto", dt_min: float = 0.001, dt_max: float = 0.1,
+                 dt_rank: int | Literal["auto"] = "auto", dt_min: float = 0.001, dt_max: float = 0.1,
                  dt_init_floor: float = 1e-4, diff_dim: int = 8, temperature: float = 0.1,
                  learn_temperature: bool = True):
+        """
+        Args:
+            dim: channels C of the backbone features (given by the classifier).
+            d_state: SSM state size N.
+            expand: d_inner = expand·C.
+            d_conv: taps of the causal depthwise conv over time before the scan (0: none).
+            prior_dim: channels of the kinematic priors P.
+            radius: correlation window radius in feature cells.
+            dilation: correlation window dilation.
+            use_correlation: priors from the local correlation volume (+ displacement, boundaries).
+            use_difference: priors from the feature difference X_t − X_{t−1}.
+            use_priors: False gives Δ/B/C from the input only (the `ssm` baseline).
+            bidirectional: add a second scanner over reversed time (no longer causal).
+            dt_rank: rank of Δ's projection ("auto": ceil(C/16)).
+            dt_min: smallest initial Δ.
+            dt_max: largest initial Δ.
+            dt_init_floor: floor of the initial Δ.
+            diff_dim: channels of the projected feature difference.
+            temperature: initial soft-argmax temperature of the correlation.
+            learn_temperature: learn that temperature.
+        """
         super().__init__()
         if dim < 1 or d_state < 1 or expand < 1 or d_conv < 0:
             raise ValueError(f"need dim, d_state, expand >= 1 and d_conv >= 0; got dim={dim}, "
@@ -121,9 +147,9 @@ class PKS4(nn.Module):
             for _ in range(2 if bidirectional else 1))
         self.out_proj = nn.Linear(self.d_inner, dim)
 
-    def mix(self, xn, p=None, return_delta=False):
+    def mix_with_deltas(self, xn, p=None):
         """The sequence mixer on already-normalised sequences: xn [b,L,C], p [b,L,Cp] | None →
-        out_proj(y) [b,L,C] (and the per-direction Δ after bias+softplus, each [b,d_inner,L])."""
+        (out_proj(y) [b,L,C], per-direction Δ before bias and softplus, each [b,d_inner,L])."""
         u, z = self.in_proj(xn).transpose(1, 2).chunk(2, 1)                     # [b,d,L] each
         y, delta = self.scanners[0](u, z, p)                                    # [b,d,L]
         deltas = [delta]
@@ -134,32 +160,55 @@ class PKS4(nn.Module):
         y = y.transpose(1, 2)                                                   # [b,L,d]
         if not torch.is_autocast_enabled(y.device.type):
             y = y.to(self.out_proj.weight.dtype)
-        out = self.out_proj(y)                                                  # [b,L,C]
-        if not return_delta:
-            return out
-        deltas = [F.softplus(d.float() + s.dt_proj.bias.float()[:, None]) for d, s in zip(deltas, self.scanners)]
-        return out, deltas
+        return self.out_proj(y), deltas                                         # [b,L,C]
 
-    def forward(self, X: torch.Tensor, return_internals: bool = False):
+    def mix(self, xn, p=None, return_delta=None):
+        """`mix_with_deltas` without the Δs: xn [b,L,C], p [b,L,Cp] | None → [b,L,C]."""
+        # TODO(h4): `return_delta` is read only by the old global_ssm.py (a PKS4 subclass until its
+        # rewrite lands); delete the argument then.
+        if return_delta:
+            out, deltas = self.mix_with_deltas(xn, p)
+            return out, [F.softplus(d.float() + s.dt_proj.bias.float()[:, None]) for d, s in zip(deltas, self.scanners)]
+        return self.mix_with_deltas(xn, p)[0]
+
+    def _check(self, X):
         if X.dim() != 5 or X.shape[2] != self.dim:
             raise ValueError(f"PKS4(dim={self.dim}) expects [B,T,{self.dim},h,w], got {tuple(X.shape)}")
+
+    def _sequences(self, X):            # X [B,T,C,h,w] → LN(X) [B,T,h,w,C], its sequences [B·h·w,T,C]
         B, T, C, h, w = X.shape
         xn = self.norm(X.permute(0, 1, 3, 4, 2))                                # [B,T,h,w,C]
-        seq = xn.permute(0, 2, 3, 1, 4).reshape(B * h * w, T, C)                # [B·h·w,T,C]
-        p, kin = None, {}
+        return xn, xn.permute(0, 2, 3, 1, 4).reshape(B * h * w, T, C)
+
+    def _to_grid(self, seq, X):         # [B·h·w,T,C'] → [B,T,C',h,w]
+        B, T, _, h, w = X.shape
+        return seq.reshape(B, h, w, T, -1).permute(0, 3, 4, 1, 2)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:                        # [B,T,C,h,w] → same
+        self._check(X)
+        xn, seq = self._sequences(X)
+        p = None
+        if self.use_priors:
+            P = self.priors(xn.permute(0, 1, 4, 2, 3))                          # [B,T,Cp,h,w]
+            p = P.permute(0, 3, 4, 1, 2).flatten(0, 2)                          # [B·h·w,T,Cp]
+        return X + self._to_grid(self.mix(seq, p), X).to(X.dtype)
+
+    def forward_with_internals(self, X: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """→ (Y, dict(priors=P [B,T,Cp,h,w] | None, delta=Δ [B,T,d_inner,h,w] after bias and
+        softplus, delta_backward (bidirectional), and the prior encoder's own internals))."""
+        self._check(X)
+        xn, seq = self._sequences(X)
+        P, p, kin = None, None, {}
         if self.use_priors:
             P, kin = self.priors(xn.permute(0, 1, 4, 2, 3), return_internals=True)  # [B,T,Cp,h,w]
-            p = P.permute(0, 3, 4, 1, 2).reshape(B * h * w, T, -1)              # [B·h·w,T,Cp]
-        out = self.mix(seq, p, return_delta=return_internals)
-        if return_internals:
-            out, deltas = out
-        Y = X + out.reshape(B, h, w, T, C).permute(0, 3, 4, 1, 2).to(X.dtype)  # [B,T,C,h,w]
-        if not return_internals:
-            return Y
-        to_grid = lambda d: d.reshape(B, h, w, self.d_inner, T).permute(0, 4, 3, 1, 2)  # noqa: E731
-        internals = dict(priors=P if self.use_priors else None, delta=to_grid(deltas[0]), **kin)
+            p = P.permute(0, 3, 4, 1, 2).flatten(0, 2)                          # [B·h·w,T,Cp]
+        out, deltas = self.mix_with_deltas(seq, p)
+        Y = X + self._to_grid(out, X).to(X.dtype)
+        deltas = [F.softplus(d.float() + s.dt_proj.bias.float()[:, None]).transpose(1, 2)  # [B·h·w,T,d]
+                  for d, s in zip(deltas, self.scanners)]
+        internals = dict(priors=P, delta=self._to_grid(deltas[0], X), **kin)
         if self.bidirectional:
-            internals["delta_backward"] = to_grid(deltas[1])
+            internals["delta_backward"] = self._to_grid(deltas[1], X)
         return Y, internals
 
     # ---- streaming: one frame in, one frame out (Mamba's allocate_inference_cache / step) --------
@@ -225,6 +274,18 @@ class PKS4(nn.Module):
             y = y.to(self.out_proj.weight.dtype)
         out = self.out_proj(y)                                                  # [b,C]
         return x + out.reshape(B, h, w, C).permute(0, 3, 1, 2).to(x.dtype), state
+
+
+class SSM(PKS4):
+    """PKS⁴'s scanners without kinematic priors: Δ, B, C from the input only (the `ssm` head)."""
+
+    def __init__(self, dim: int, d_state: int = 16, expand: int = 1, d_conv: int = 4,
+                 bidirectional: bool = False, dt_rank: int | Literal["auto"] = "auto",
+                 dt_min: float = 0.001, dt_max: float = 0.1, dt_init_floor: float = 1e-4):
+        """Args: as PKS4's (the prior arguments do not exist here)."""
+        super().__init__(dim, d_state=d_state, expand=expand, d_conv=d_conv, use_priors=False,
+                         bidirectional=bidirectional, dt_rank=dt_rank, dt_min=dt_min, dt_max=dt_max,
+                         dt_init_floor=dt_init_floor)
 
 
 @dataclass

@@ -21,7 +21,9 @@ Usage (in place; returns the adapters):
     add_st_adapters(frame_backbone)            # FrameBackbone: T is read from its [B,T,3,H,W] input
     add_st_adapters(timm_model); set_num_frames(timm_model, T); timm_model(x_bt)   # bare timm model
 
-Blocks are found structurally: a `blocks` container (ViT, EfficientNet, MobileNet: a flat list of
+Only blocks that run are adapted: FrameBackbone cuts the timm model after its feature tap
+(backbone.py), so the stages after it are gone and get no adapter (an adapter there would never
+receive a gradient). Blocks are found structurally: a `blocks` container (ViT, EfficientNet, MobileNet: a flat list of
 blocks or a list of stages that are lists of blocks), or stage children `layer1..4` (ResNet),
 `s1..4` (RegNet), `stages` / `stages_i` (ConvNeXt, ...); a stage with a `blocks` attribute
 contributes its blocks. Channel-first maps [N,C,H,W] and tokens [N,L,C] are handled at run time.
@@ -145,7 +147,8 @@ def find_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
             out += [(f"{prefix}{sname}.{i}", b) for i, b in enumerate(stage)]
         else:                                                # a stage that is one module (RegNet)
             out.append((f"{prefix}{sname}", stage))
-    return out
+    # stages cut off after the backbone's tap are left as Identity / empty containers: not blocks
+    return [(n, b) for n, b in out if next(b.parameters(), None) is not None]
 
 
 def _in_channels(block: nn.Module) -> int:

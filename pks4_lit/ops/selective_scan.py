@@ -9,12 +9,14 @@ channel c uses group c // (d // G)); D, delta_bias `[d]`. The output has u's dty
 state `[b,d,N]` is fp32 (float64 when the PyTorch paths compute in float64) and carries no
 gradient, as in mamba-ssm.
 
-Dispatch (`PKS4_SCAN_IMPL=auto|cuda|torch|ref`, default auto):
+Dispatch (`PKS4_SCAN_IMPL=auto|cuda|cpu|torch|ref`, default auto):
 - cuda: mamba-ssm's fused kernel, used by `auto` for CUDA tensors when `mamba_ssm` imports,
   u is fp32/fp16/bf16, N ≤ 256 and b·d·N < 2³¹ (its 32-bit offsets; upstream issue #884).
   Forcing it when any of these fails raises RuntimeError.
+- cpu: the fused CPU kernel of `scan_cpu.py` (built on first use by the system C++ compiler),
+  used by `auto` for CPU tensors when it builds; same numbers as `torch`, several times faster.
 - torch: the exact PyTorch scan of `scan_torch.py` (any device; fp32, or float64 when given
-  float64; bf16/fp16 inputs are computed in fp32).
+  float64; bf16/fp16 inputs are computed in fp32). `auto`'s choice on CPU without a compiler.
 - ref: `selective_scan_ref`, the plain sequential loop differentiated by autograd.
 """
 from __future__ import annotations
@@ -22,10 +24,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pks4_lit.ops.dispatch import choose_backend, optional_attr
+from pks4_lit.ops.dispatch import choose_backend, log_once, optional_attr, requested_impl
+from pks4_lit.ops.scan_cpu import available as cpu_kernel_available
+from pks4_lit.ops.scan_cpu import selective_scan_cpu_kernel
 from pks4_lit.ops.scan_torch import selective_scan_chunked
 
-SCAN_IMPLS = ("auto", "cuda", "torch", "ref")
+SCAN_IMPLS = ("auto", "cuda", "cpu", "torch", "ref")
 _MAMBA = ("mamba_ssm.ops.selective_scan_interface", "selective_scan_fn")
 _FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -117,20 +121,41 @@ def _internal_bc(X: torch.Tensor, work: torch.dtype) -> torch.Tensor:
     return X.permute(3, 0, 1, 2).contiguous()                            # [b,G,N,L] → [L,b,G,N]
 
 
+def _run_cpu_path(core, u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state,
+                  initial_state, chunk):
+    _check_inputs(u, delta, A, B, C, D, z, delta_bias)
+    work = _work_dtype(u, delta, A, B, C, D, z, delta_bias)
+    cast = lambda x: None if x is None else x.to(work)                     # noqa: E731
+    out, last = core(cast(u), cast(delta), cast(A), _internal_bc(B, work), _internal_bc(C, work),
+                     cast(D), cast(z), cast(delta_bias), delta_softplus, cast(initial_state), chunk)
+    out = out.to(u.dtype)
+    return (out, last) if return_last_state else out
+
+
 def selective_scan_torch(u, delta, A, B, C, D=None, z=None, delta_bias=None,
                          delta_softplus=False, return_last_state=False, *, initial_state=None,
                          chunk=None):
     """The exact PyTorch scan (see scan_torch.py). Same contract as `selective_scan`, plus the
     keyword-only `initial_state` [b,d,N] (differentiable) for scanning a sequence in pieces and
     `chunk` (steps per chunk; None: `scan_torch.default_chunk`)."""
+    return _run_cpu_path(selective_scan_chunked, u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                         return_last_state, initial_state, chunk)
+
+
+def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None,
+                       delta_softplus=False, return_last_state=False, *, initial_state=None,
+                       chunk=None):
+    """The fused CPU kernel (see scan_cpu.py), same contract and extras as `selective_scan_torch`
+    (`chunk` default: scan_cpu.DEFAULT_CHUNK). RuntimeError when the kernel is not available."""
     _check_inputs(u, delta, A, B, C, D, z, delta_bias)
-    work = _work_dtype(u, delta, A, B, C, D, z, delta_bias)
-    cast = lambda x: None if x is None else x.to(work)                     # noqa: E731
-    out, last = selective_scan_chunked(
-        cast(u), cast(delta), cast(A), _internal_bc(B, work), _internal_bc(C, work), cast(D),
-        cast(z), cast(delta_bias), delta_softplus, cast(initial_state), chunk)
-    out = out.to(u.dtype)
-    return (out, last) if return_last_state else out
+    devices = {t.device.type for t in (u, delta, A, B, C, D, z, delta_bias, initial_state) if t is not None}
+    if devices != {"cpu"}:
+        raise RuntimeError(f"the fused CPU scan kernel takes CPU tensors only, got {sorted(devices)}")
+    ok, why = cpu_kernel_available()
+    if not ok:
+        raise RuntimeError(f"the fused CPU scan kernel is not available: {why}")
+    return _run_cpu_path(selective_scan_cpu_kernel, u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                         return_last_state, initial_state, chunk)
 
 
 # ---------------------------------------------------------------- fused kernel
@@ -183,10 +208,17 @@ def _fused_problem(u: torch.Tensor, d_state: int | None) -> str | None:
 
 def scan_backend(u: torch.Tensor, d_state: int | None = None) -> str:
     """Which implementation `selective_scan` would run for `u` [b,d,L] and state size N=d_state:
-    "cuda" (mamba-ssm fused kernel), "torch" (our exact PyTorch scan) or "ref" (sequential
-    reference). Raises RuntimeError when PKS4_SCAN_IMPL=cuda cannot be honoured."""
-    return choose_backend("selective scan", "PKS4_SCAN_IMPL", SCAN_IMPLS,
+    "cuda" (mamba-ssm fused kernel), "cpu" (our fused CPU kernel), "torch" (our exact PyTorch
+    scan) or "ref" (sequential reference). Raises RuntimeError when PKS4_SCAN_IMPL=cuda cannot
+    be honoured."""
+    impl = choose_backend("selective scan", "PKS4_SCAN_IMPL", SCAN_IMPLS,
                           lambda: _fused_problem(u, d_state), u.is_cuda)
+    if impl == "torch" and u.device.type == "cpu" and requested_impl("PKS4_SCAN_IMPL", SCAN_IMPLS) == "auto":
+        ok, why = cpu_kernel_available()
+        if ok:
+            return "cpu"
+        log_once(f"selective scan: using the PyTorch scan on CPU because {why}")
+    return impl
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None,
@@ -199,4 +231,6 @@ def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None,
         return _call_fused(optional_attr(*_MAMBA)[0], *args)
     if impl == "ref":
         return selective_scan_ref(*args)
+    if impl == "cpu":
+        return selective_scan_cpu(*args)
     return selective_scan_torch(*args)

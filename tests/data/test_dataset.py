@@ -159,3 +159,16 @@ def test_lightning_sets_the_sampler_epoch(tmp_path):
     loader = dm.train_dataloader()
     _set_sampler_epoch(loader, 5)  # what Lightning's fit loop calls before each epoch
     assert loader.sampler.epoch == 5 and {e for _, e in loader.sampler} == {5}
+
+
+def test_cut_off_video_is_bad_unless_max_missing_fraction_allows_it(tmp_path, caplog):
+    import hard_videos
+
+    root = _csv_dataset(tmp_path, 4)
+    hard_videos.cut_avi(root / "train" / "cut.avi", fraction=0.4)
+    (root / "train.csv").write_text((root / "train.csv").read_text() + "train/cut.avi,a\n")
+    dm = VideoDataModule(root, max_bad_fraction=1.0, **{**SMALL, "batch_size": 5})
+    indices = next(iter(dm.train_dataloader()))["index"].tolist()
+    assert 4 not in indices and "train/cut.avi" in caplog.text and "cut off" in caplog.text
+    dm = VideoDataModule(root, max_bad_fraction=1.0, max_missing_fraction=1.0, **{**SMALL, "batch_size": 5})
+    assert 4 in next(iter(dm.train_dataloader()))["index"].tolist()

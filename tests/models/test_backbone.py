@@ -48,7 +48,8 @@ def test_freeze_all_runs_under_no_grad_in_eval_mode():
     bb.train()
     assert not any(m.training for m in bb.model.modules())
     grad_modes = []
-    bb.model.register_forward_hook(lambda *_: grad_modes.append(torch.is_grad_enabled()))
+    stem = next(m for m in bb.model.modules() if isinstance(m, torch.nn.Conv2d))
+    stem.register_forward_hook(lambda *_: grad_modes.append(torch.is_grad_enabled()))
     stats = {k: v.clone() for k, v in bb.model.state_dict().items() if "running_mean" in k}
     y = bb(clip())
     assert grad_modes == [False] and not y.requires_grad
@@ -120,3 +121,53 @@ def test_bad_arguments_raise_clear_errors(tmp_path):
         FrameBackbone("no_such_model_xyz")
     with pytest.raises(ValueError, match=r"\[B,T,3,H,W\]"):
         FrameBackbone("test_resnet")(torch.rand(2, 3, 32, 32))
+
+
+def _flops(fn, *args):
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        fn(*args)
+    return fc.get_total_flops()
+
+
+def test_backbone_is_cut_after_its_tap():
+    # efficientnet_lite0, feature_index 3 = blocks.4 (112 ch, stride 16): blocks 5-6 and the head
+    # conv must be gone, not run and thrown away (timm's features_only keeps them for EfficientNet)
+    bb = FrameBackbone("efficientnet_lite0", feature_index=3)
+    assert (bb.out_dim, bb.reduction) == (112, 16)
+    names = {n for n, _ in bb.model.named_parameters()}
+    assert not any(n.startswith(("blocks.5", "blocks.6", "conv_head", "bn2", "classifier")) for n in names)
+    assert any(n.startswith("blocks.4.") for n in names)
+    full = timm.create_model("efficientnet_lite0", features_only=True, out_indices=(3,)).eval()
+    x = torch.rand(2, 3, 96, 96)
+    cut_flops = _flops(lambda v: bb(v[None]), x)
+    assert cut_flops < 0.8 * _flops(full, x)
+    # the same features as timm's feature wrapper with the same weights
+    full.load_state_dict(bb.model.state_dict(), strict=False)
+    bb.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(bb(x[None])[0], full(x)[0])
+
+
+@pytest.mark.parametrize("name", ["test_resnet", "test_efficientnet", "test_convnext"])
+def test_every_tap_matches_timms_feature_wrapper(name):
+    n_taps = len(timm.create_model(name, features_only=True).feature_info.info)
+    x = torch.rand(1, 2, 3, 32, 32)
+    for i in range(-1, n_taps):
+        bb = FrameBackbone(name, feature_index=i).eval()
+        torch.manual_seed(0)
+        ref = timm.create_model(name, features_only=True, out_indices=(i,)).eval()
+        # feature wrappers may flatten module names (stages.0 -> stages_0): map by order, check shapes
+        ours, theirs = bb.model.state_dict(), ref.state_dict()
+        pairs = list(zip(theirs, ours))
+        assert len(theirs) >= len(ours) and all(theirs[t].shape == ours[o].shape for t, o in pairs)
+        ref.load_state_dict({t: ours[o] for t, o in pairs}, strict=False)
+        with torch.no_grad():
+            torch.testing.assert_close(bb(x)[0], ref(x[0])[0])
+        extra = sum(p.numel() for p in ref.parameters()) - sum(p.numel() for p in bb.parameters())
+        assert extra >= 0, f"{name} tap {i}: the cut model has parameters timm's wrapper lacks"
+
+
+def test_out_of_range_feature_index_is_a_clear_error():
+    with pytest.raises(ValueError, match="feature_index 7 is out of range"):
+        FrameBackbone("test_resnet", feature_index=7)

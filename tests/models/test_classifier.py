@@ -1,13 +1,33 @@
+import inspect
+from functools import partial
+
 import pytest
 import torch
 
-from pks4_lit.models import VideoClassifier
+from pks4_lit.models import PKS4, TSN, FrameBackbone, VideoClassifier
+from pks4_lit.models.classifier import AdapterOptions
 
 
 def make(head="pks4", **kw):
     torch.manual_seed(0)
     hk = dict(d_state=4, prior_dim=8, radius=1) if head == "pks4" else None
-    return VideoClassifier(5, backbone="test_resnet", head=head, head_kwargs=hk, **kw)
+    return VideoClassifier.from_names(5, backbone="test_resnet", head=head, head_kwargs=hk, **kw)
+
+
+def test_backbone_and_head_are_injected():
+    torch.manual_seed(0)
+    backbone = FrameBackbone("test_resnet")
+    m = VideoClassifier(5, backbone, head=partial(PKS4, d_state=4, prior_dim=8, radius=1))
+    assert m.backbone is backbone and isinstance(m.head, PKS4) and m.head.dim == backbone.out_dim
+    assert m.head.priors.radius == 1 and m.fc.out_features == 5
+    assert isinstance(VideoClassifier(3, FrameBackbone("test_resnet"), head=TSN).head, TSN)
+
+
+def test_adapter_options_are_the_adapters_own_arguments():
+    from pks4_lit.models.st_adapter import add_st_adapters
+
+    params = list(inspect.signature(add_st_adapters).parameters.values())[1:]
+    assert list(AdapterOptions.__annotations__) == [p.name for p in params]
 
 
 @pytest.mark.parametrize("head", ["tsn", "attention", "ssm", "global_ssm", "pks4"])

@@ -1,7 +1,11 @@
+import inspect
+
 import pytest
 import torch
+import torch.nn as nn
 
-from pks4_lit.models import PKS4, TEMPORAL_HEADS, build_temporal_head, list_temporal_heads
+from pks4_lit.models import (PKS4, SSM, TEMPORAL_HEADS, TSN, build_temporal_head, list_temporal_heads,
+                             register_temporal_head, temporal_head_name)
 
 SMALL = dict(ssm=dict(d_state=4), global_ssm=dict(d_state=4), pks4=dict(d_state=4, prior_dim=8, radius=1),
              attention=dict(num_heads=2), tsn={})
@@ -10,6 +14,41 @@ SMALL = dict(ssm=dict(d_state=4), global_ssm=dict(d_state=4), pks4=dict(d_state=
 def test_registry_lists_the_contract_names():
     assert set(list_temporal_heads()) >= {"tsn", "attention", "ssm", "global_ssm", "pks4"}
     assert list_temporal_heads() == sorted(TEMPORAL_HEADS)
+
+
+def test_registry_holds_classes_taking_dim_first():
+    for name, cls in TEMPORAL_HEADS.items():
+        assert isinstance(cls, type) and issubclass(cls, nn.Module), name
+        assert list(inspect.signature(cls).parameters)[0] == "dim", name
+    assert (TEMPORAL_HEADS["tsn"], TEMPORAL_HEADS["ssm"], TEMPORAL_HEADS["pks4"]) == (TSN, SSM, PKS4)
+
+
+@pytest.mark.parametrize("cls", [TSN, SSM, PKS4])
+def test_head_arguments_are_typed_with_defaults(cls):
+    """What a config can set: every argument after dim has a type hint and a default."""
+    params = list(inspect.signature(cls).parameters.values())
+    assert params[0].annotation in (int, "int")
+    for p in params[1:]:
+        assert p.annotation is not inspect.Parameter.empty and p.default is not inspect.Parameter.empty, p
+
+
+def test_register_a_class_and_name_instances():
+    @register_temporal_head("double")
+    class Double(nn.Module):
+        def __init__(self, dim: int, scale: float = 2.0):
+            super().__init__()
+            self.scale = scale
+
+        def forward(self, X):
+            return X * self.scale
+    try:
+        head = build_temporal_head("double", 8, scale=3.0)
+        assert isinstance(head, Double) and head.scale == 3.0 and temporal_head_name(head) == "double"
+        with pytest.raises(TypeError, match="dim"):
+            register_temporal_head("bad", nn.Identity)
+    finally:
+        TEMPORAL_HEADS.pop("double")
+    assert temporal_head_name(build_temporal_head("pks4", 8, d_state=2, prior_dim=4, radius=1)) == "pks4"
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))

@@ -1,7 +1,9 @@
 import pytest
 import torch
 
-from pks4_lit.models import PKS4
+import inspect
+
+from pks4_lit.models import PKS4, SSM
 
 
 def make(**kw):
@@ -94,7 +96,7 @@ def test_ablation_switches():
 def test_internals():
     m = make(bidirectional=True, expand=2)
     X = torch.randn(2, 4, 16, 3, 5)
-    Y, I = m(X, return_internals=True)
+    Y, I = m.forward_with_internals(X)
     torch.testing.assert_close(Y, m(X))
     assert I["priors"].shape == (2, 4, 8, 3, 5)
     assert I["delta"].shape == I["delta_backward"].shape == (2, 4, 32, 3, 5)
@@ -160,3 +162,31 @@ def test_one_batched_scan_per_direction_over_all_locations(bidirectional, monkey
     m(torch.randn(2, 7, 16, 3, 4))
     seqs, d, N = 2 * 3 * 4, 32, 4
     assert calls == [((seqs, d, 7), (seqs, d, 7), (seqs, N, 7), (seqs, N, 7))] * (1 + bidirectional)
+
+
+def test_forward_and_mix_return_tensors_internals_have_their_own_method():
+    m = make()
+    X = torch.randn(1, 3, 16, 2, 2)
+    assert list(inspect.signature(m.forward).parameters) == ["X"] and isinstance(m(X), torch.Tensor)
+    assert isinstance(m.mix(torch.randn(4, 3, 16), torch.randn(4, 3, 8)), torch.Tensor)
+    out, deltas = m.mix_with_deltas(torch.randn(4, 3, 16), torch.randn(4, 3, 8))
+    assert out.shape == (4, 3, 16) and deltas[0].shape == (4, 16, 3)
+
+
+def test_ssm_takes_only_the_scanner_arguments():
+    params = inspect.signature(SSM).parameters
+    assert "use_correlation" not in params and "radius" not in params and list(params)[0] == "dim"
+    torch.manual_seed(0)
+    a = SSM(16, d_state=4, bidirectional=True)
+    torch.manual_seed(0)
+    b = PKS4(16, d_state=4, bidirectional=True, use_priors=False)
+    X = torch.randn(1, 4, 16, 2, 2)
+    torch.testing.assert_close(a(X), b(X))
+    assert a.priors is None
+
+
+def test_ssm_parameters_are_declared_no_weight_decay():
+    from pks4_lit.optim import no_weight_decay_patterns
+
+    patterns = no_weight_decay_patterns(make(bidirectional=True))
+    assert {"scanners.0.A_log", "scanners.1.A_log", "scanners.0.D", "scanners.1.dt_proj.bias"} <= patterns

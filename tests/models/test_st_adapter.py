@@ -112,3 +112,23 @@ def test_clear_errors():
     add_st_adapters(fb)
     with pytest.raises(ValueError, match="already"):
         add_st_adapters(fb)
+
+
+@pytest.mark.parametrize("name,feature_index,last_block", [
+    ("efficientnet_lite0", 3, "blocks.4."),     # blocks.5 and blocks.6 follow the tap
+    ("resnet18", 2, "layer2."),                 # layer3 and layer4 follow the tap
+    ("regnetx_002", 2, "s2"),
+])
+def test_no_adapter_after_the_tap_and_every_adapter_learns(name, feature_index, last_block):
+    torch.manual_seed(0)
+    fb = FrameBackbone(name, feature_index=feature_index)
+    adapters = add_st_adapters(fb)
+    blocks = [n for n, _ in find_blocks(fb)]
+    assert blocks[-1].startswith(f"model.{last_block}")
+    assert len(adapters) == len(blocks)
+    _perturb(adapters)
+    fb.train()
+    fb(torch.rand(2, 3, 3, 64, 64)).square().mean().backward()
+    dead = [k for k, a in adapters.items() for n, p in a.named_parameters()
+            if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not dead

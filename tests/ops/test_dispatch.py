@@ -20,10 +20,12 @@ def scan_inputs():
                 C=torch.randn(2, 2, 3, 5, generator=g))
 
 
-def test_auto_on_cpu_is_torch(monkeypatch):
+def test_auto_on_cpu(monkeypatch):
+    """The scan: the fused CPU kernel when it builds, else PyTorch; the conv: PyTorch."""
+    from pks4_lit.ops.scan_cpu import available
     monkeypatch.delenv("PKS4_SCAN_IMPL", raising=False)
     monkeypatch.delenv("PKS4_CONV_IMPL", raising=False)
-    assert scan_backend(U, 16) == "torch"
+    assert scan_backend(U, 16) == ("cpu" if available()[0] else "torch")
     assert conv_backend(U, 4) == "torch"
 
 
@@ -54,7 +56,7 @@ def test_forced_cuda_without_cuda_is_a_clear_error(monkeypatch):
 
 def test_bad_env_value(monkeypatch):
     monkeypatch.setenv("PKS4_SCAN_IMPL", "triton")
-    with pytest.raises(ValueError, match="PKS4_SCAN_IMPL='triton' is not one of auto, cuda, torch, ref"):
+    with pytest.raises(ValueError, match="PKS4_SCAN_IMPL='triton' is not one of auto, cuda, cpu, torch, ref"):
         scan_backend(U)
     monkeypatch.setenv("PKS4_CONV_IMPL", "ref")
     with pytest.raises(ValueError, match="PKS4_CONV_IMPL='ref'"):

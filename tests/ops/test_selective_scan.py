@@ -1,5 +1,6 @@
-"""selective_scan: the reference against scalar loops, the PyTorch scan against the float64
-reference (values and gradients, every B/C form and option), gradcheck, edge cases, dtypes."""
+"""selective_scan: the reference against scalar loops, both CPU implementations (the PyTorch scan
+and the fused CPU kernel, fixture `scan`) against the float64 reference (values and gradients,
+every B/C form and option), gradcheck, chunking, saved memory, edge cases, dtypes."""
 import itertools
 import math
 
@@ -7,9 +8,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pks4_lit.ops import selective_scan, selective_scan_ref, selective_scan_torch
+from pks4_lit.ops import selective_scan, selective_scan_cpu, selective_scan_ref, selective_scan_torch
+from pks4_lit.ops.scan_cpu import available as cpu_kernel_available
 
 FORMS = ("const", "var", "group")
+
+
+@pytest.fixture(params=["torch", "cpu"])
+def scan(request):
+    """Each CPU implementation in turn (the fused kernel is skipped where it cannot be built)."""
+    if request.param == "cpu":
+        ok, why = cpu_kernel_available()
+        if not ok:
+            pytest.skip(f"fused CPU kernel not available: {why}")
+        return selective_scan_cpu
+    return selective_scan_torch
 
 
 def make_inputs(b=2, d=4, N=3, L=5, forms=("var", "var"), G=2, dtype=torch.float64, seed=0,
@@ -82,10 +95,10 @@ def test_reference_matches_scalar_loop(forms):
 
 @pytest.mark.parametrize("forms", list(itertools.product(FORMS, FORMS)))
 @pytest.mark.parametrize("L", [1, 2, 7, 64])
-def test_torch_matches_float64_reference(forms, L):
+def test_torch_matches_float64_reference(forms, L, scan):
     x = make_inputs(b=2, d=4, N=3, L=L, forms=forms)
     out_ref, g_ref = grads(selective_scan_ref, x)                        # float64
-    out, g = grads(selective_scan_torch, {k: v.float() for k, v in x.items()})
+    out, g = grads(scan, {k: v.float() for k, v in x.items()})
     assert out.dtype == torch.float32
     assert_rel(out, out_ref, what="out")
     for k in g_ref:
@@ -94,17 +107,17 @@ def test_torch_matches_float64_reference(forms, L):
 
 
 @pytest.mark.parametrize("forms", [("var", "var"), ("const", "group")])
-def test_long_sequence_matches_reference(forms):
+def test_long_sequence_matches_reference(forms, scan):
     x = make_inputs(b=1, d=2, N=4, L=2048, forms=forms, G=2)
     out_ref, g_ref = grads(selective_scan_ref, x)
-    out, g = grads(selective_scan_torch, {k: v.float() for k, v in x.items()})
+    out, g = grads(scan, {k: v.float() for k, v in x.items()})
     assert_rel(out, out_ref, what="out")
     for k in g_ref:
         assert_rel(g[k], g_ref[k], what=f"d{k}")
 
 
 @pytest.mark.parametrize("option", ["none", "D", "z", "delta_bias", "no_softplus"])
-def test_each_option_alone(option):
+def test_each_option_alone(option, scan):
     x = make_inputs(L=9, forms=("group", "var"), options=option not in ("none", "no_softplus"))
     for k in ("D", "z", "delta_bias"):
         if k != option:
@@ -113,7 +126,7 @@ def test_each_option_alone(option):
         x["delta"] = x["delta"].abs()
     softplus = option != "no_softplus"
     out_ref, g_ref = grads(selective_scan_ref, x, softplus)
-    out, g = grads(selective_scan_torch, {k: v.float() for k, v in x.items()}, softplus)
+    out, g = grads(scan, {k: v.float() for k, v in x.items()}, softplus)
     assert_rel(out, out_ref, what="out")
     assert set(g) == set(g_ref)
     for k in g_ref:
@@ -122,26 +135,26 @@ def test_each_option_alone(option):
 
 @pytest.mark.parametrize("forms", list(itertools.product(FORMS, FORMS)))
 @pytest.mark.parametrize("options", [False, True])
-def test_gradcheck(forms, options):
+def test_gradcheck(forms, options, scan):
     x = leaves(make_inputs(b=2, d=4, N=2, L=4, forms=forms, options=options))
     h0 = torch.randn(2, 4, 2, dtype=torch.float64, requires_grad=True)
     names = list(x)
 
     def f(*args):
         kw = dict(zip(names, args[:-1]))
-        return selective_scan_torch(**kw, delta_softplus=options, initial_state=args[-1])
+        return scan(**kw, delta_softplus=options, initial_state=args[-1])
 
     assert torch.autograd.gradcheck(f, (*x.values(), h0))
 
 
-def test_only_some_inputs_need_grad():
+def test_only_some_inputs_need_grad(scan):
     """Constant B/C as frozen parameters, u/delta as data: only A and the needed ones get grads."""
     x = make_inputs(forms=("const", "const"), dtype=torch.float32)
     x_ref = make_inputs(forms=("const", "const"))
     for inp in (x, x_ref):
         inp["A"].requires_grad_()
         inp["delta"].requires_grad_()
-    out = selective_scan_torch(**x, delta_softplus=True)
+    out = scan(**x, delta_softplus=True)
     out_ref = selective_scan_ref(**x_ref, delta_softplus=True)
     out.sum().backward()
     out_ref.sum().backward()
@@ -150,14 +163,14 @@ def test_only_some_inputs_need_grad():
     assert_rel(x["A"].grad, x_ref["A"].grad)
     assert_rel(x["delta"].grad, x_ref["delta"].grad)
     with torch.no_grad():
-        assert_rel(selective_scan_torch(**x), selective_scan_ref(**x_ref))
+        assert_rel(scan(**x), selective_scan_ref(**x_ref))
 
 
-def test_large_delta_stays_finite():
+def test_large_delta_stays_finite(scan):
     x = make_inputs(L=32, forms=("var", "group"), delta_scale=0.0)
     x["delta"] = x["delta"] + 50.0 + torch.rand_like(x["delta"])         # softplus(Δ) ≈ 50
     out_ref, g_ref = grads(selective_scan_ref, x)
-    out, g = grads(selective_scan_torch, {k: v.float() for k, v in x.items()})
+    out, g = grads(scan, {k: v.float() for k, v in x.items()})
     assert torch.isfinite(out).all()
     assert all(torch.isfinite(v).all() for v in g.values())
     assert_rel(out, out_ref, what="out")
@@ -166,9 +179,9 @@ def test_large_delta_stays_finite():
 
 
 @pytest.mark.parametrize("forms", [("var", "var"), ("const", "group")])
-def test_last_state_and_two_halves(forms):
+def test_last_state_and_two_halves(forms, scan):
     x = make_inputs(L=12, forms=forms, dtype=torch.float32)
-    out, last = selective_scan_torch(**x, delta_softplus=True, return_last_state=True)
+    out, last = scan(**x, delta_softplus=True, return_last_state=True)
     out_ref, last_ref = selective_scan_ref(**{k: v.double() for k, v in x.items()},
                                            delta_softplus=True, return_last_state=True)
     assert last.shape == (2, 4, 3) and last.dtype == torch.float32 and not last.requires_grad
@@ -177,18 +190,18 @@ def test_last_state_and_two_halves(forms):
     def half(sl):
         return {k: (v[..., sl] if v.dim() >= 3 else v) for k, v in x.items()}
 
-    out1, h = selective_scan_torch(**half(slice(0, 5)), delta_softplus=True, return_last_state=True)
-    out2, last2 = selective_scan_torch(**half(slice(5, None)), delta_softplus=True,
+    out1, h = scan(**half(slice(0, 5)), delta_softplus=True, return_last_state=True)
+    out2, last2 = scan(**half(slice(5, None)), delta_softplus=True,
                                        return_last_state=True, initial_state=h)
     assert_rel(torch.cat([out1, out2], -1), out, tol=1e-5, what="halves")
     assert_rel(last2, last, tol=1e-5, what="last_state halves")
 
 
-def test_initial_state_gradient_matches_reference():
+def test_initial_state_gradient_matches_reference(scan):
     x = make_inputs(L=6, forms=("group", "const"))
     h0 = torch.randn(2, 4, 3, dtype=torch.float64)
     g = []
-    for fn in (selective_scan_ref, selective_scan_torch):
+    for fn in (selective_scan_ref, scan):
         h = h0.clone().requires_grad_()
         fn(**x, delta_softplus=True, initial_state=h).sum().backward()
         g.append(h.grad)
@@ -196,11 +209,11 @@ def test_initial_state_gradient_matches_reference():
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_half_inputs_compute_in_fp32(dtype):
+def test_half_inputs_compute_in_fp32(dtype, scan):
     x = make_inputs(L=16, forms=("var", "const"))
     x_half = leaves({k: v.to(dtype) if k in ("u", "delta", "B", "z") else v.float()
                      for k, v in x.items()})
-    out, last = selective_scan_torch(**x_half, delta_softplus=True, return_last_state=True)
+    out, last = scan(**x_half, delta_softplus=True, return_last_state=True)
     assert out.dtype == dtype and last.dtype == torch.float32
     # fp32 math on the rounded inputs: off by at most the final rounding to u's dtype
     expected = selective_scan_ref(**{k: v.detach().float() for k, v in x_half.items()},
@@ -212,18 +225,49 @@ def test_half_inputs_compute_in_fp32(dtype):
         assert v.grad is not None and v.grad.dtype == v.dtype
 
 
-def test_float64_in_float64_out():
+def test_float64_in_float64_out(scan):
     x = make_inputs()
-    out, last = selective_scan_torch(**x, return_last_state=True)
+    out, last = scan(**x, return_last_state=True)
     assert out.dtype == torch.float64 and last.dtype == torch.float64
 
 
-def test_public_function_on_cpu_is_the_torch_scan(monkeypatch):
-    monkeypatch.delenv("PKS4_SCAN_IMPL", raising=False)
+@pytest.mark.parametrize("env, expected", [(None, None), ("torch", selective_scan_torch),
+                                           ("cpu", selective_scan_cpu)])
+def test_public_function_on_cpu(monkeypatch, env, expected):
+    """auto: the fused CPU kernel when it builds, else the PyTorch scan; or the forced one."""
+    ok, _ = cpu_kernel_available()
+    if env == "cpu" and not ok:
+        pytest.skip("fused CPU kernel not available")
+    if env is None:
+        monkeypatch.delenv("PKS4_SCAN_IMPL", raising=False)
+        expected = selective_scan_cpu if ok else selective_scan_torch
+    else:
+        monkeypatch.setenv("PKS4_SCAN_IMPL", env)
     x = make_inputs(L=7, forms=("group", "var"), dtype=torch.float32)
     out, last = selective_scan(**x, delta_softplus=True, return_last_state=True)
-    out_t, last_t = selective_scan_torch(**x, delta_softplus=True, return_last_state=True)
+    out_t, last_t = expected(**x, delta_softplus=True, return_last_state=True)
     assert torch.equal(out, out_t) and torch.equal(last, last_t)
+
+
+def test_cpu_kernel_refuses_other_devices(monkeypatch):
+    monkeypatch.setenv("PKS4_SCAN_IMPL", "cpu")
+    x = {k: v.to("meta") for k, v in make_inputs(L=4, dtype=torch.float32).items()}
+    with pytest.raises(RuntimeError, match="CPU tensors only"):
+        selective_scan(**x)
+
+
+def test_cpu_kernel_unavailable_falls_back_to_torch(monkeypatch, tmp_path):
+    """No compiler: auto uses the PyTorch scan (same numbers); forcing the kernel is a clear error."""
+    import pks4_lit.ops.scan_cpu as scan_cpu
+    monkeypatch.setattr(scan_cpu, "_load", lambda: (None, "no C++ compiler found"))
+    monkeypatch.delenv("PKS4_SCAN_IMPL", raising=False)
+    from pks4_lit.ops import scan_backend
+    assert scan_backend(torch.zeros(2, 4, 5)) == "torch"
+    x = make_inputs(L=7, forms=("group", "var"), dtype=torch.float32)
+    assert torch.equal(selective_scan(**x), selective_scan_torch(**x))
+    monkeypatch.setenv("PKS4_SCAN_IMPL", "cpu")
+    with pytest.raises(RuntimeError, match="CPU scan kernel is not available: no C.. compiler"):
+        selective_scan(**x)
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -240,24 +284,24 @@ def test_public_function_on_cpu_is_the_torch_scan(monkeypatch):
 def test_bad_shapes_raise_clear_errors(bad, message):
     x = make_inputs(forms=("var", "var"), dtype=torch.float32)
     x.update(bad)
-    for fn in (selective_scan, selective_scan_torch, selective_scan_ref):
+    for fn in (selective_scan, selective_scan_torch, selective_scan_cpu, selective_scan_ref):
         with pytest.raises(ValueError, match=message):
             fn(**x)
 
 
-def test_softplus_threshold_matches_torch():
+def test_softplus_threshold_matches_torch(scan):
     """Δ above 20 passes through unchanged, as in mamba's kernel and F.softplus."""
     x = make_inputs(L=3, options=False, forms=("const", "const"))
     x["delta"] = torch.full_like(x["delta"], 25.0)
-    a = selective_scan_torch(**x, delta_softplus=True)
-    b = selective_scan_torch(**{**x, "delta": F.softplus(x["delta"])})
+    a = scan(**x, delta_softplus=True)
+    b = scan(**{**x, "delta": F.softplus(x["delta"])})
     torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
-def test_second_backward_with_retain_graph():
+def test_second_backward_with_retain_graph(scan):
     """The backward reuses a forward buffer in place; a second backward must recompute it."""
     x = leaves(make_inputs(L=6, forms=("var", "group")))
-    out = selective_scan_torch(**x, delta_softplus=True)
+    out = scan(**x, delta_softplus=True)
     out.sum().backward(retain_graph=True)
     first = {k: v.grad.clone() for k, v in x.items()}
     out.sum().backward()
@@ -267,20 +311,20 @@ def test_second_backward_with_retain_graph():
 
 @pytest.mark.parametrize("chunk", [1, 3, 4, 13, 100])
 @pytest.mark.parametrize("forms", [("var", "group"), ("const", "var"), ("group", "const")])
-def test_every_chunk_size_matches_reference(chunk, forms):
+def test_every_chunk_size_matches_reference(chunk, forms, scan):
     """States are kept only at chunk ends and recomputed in the backward: any chunk length
     (dividing L or not, 1, L, beyond L) gives the reference's values and gradients."""
     x = make_inputs(b=2, d=4, N=3, L=13, forms=forms)
     x["initial_state"] = torch.randn(2, 4, 3, generator=torch.Generator().manual_seed(5),
                                      dtype=torch.float64)
     out_ref, g_ref = grads(selective_scan_ref, x)
-    out, g = grads(lambda **k: selective_scan_torch(**k, chunk=chunk), {k: v.float() for k, v in x.items()})
+    out, g = grads(lambda **k: scan(**k, chunk=chunk), {k: v.float() for k, v in x.items()})
     assert_rel(out, out_ref, what="out")
     for k in g_ref:
         assert_rel(g[k], g_ref[k], what=f"d{k}")
 
 
-def test_backward_keeps_only_chunk_boundary_states():
+def test_backward_keeps_only_chunk_boundary_states(scan):
     """Saved for backward: the inputs plus one [b,d,N] state per chunk, not every step's state."""
     b, d, N, L, chunk = 3, 8, 4, 64, 8
     x = leaves(make_inputs(b=b, d=d, N=N, L=L, forms=("var", "var"), dtype=torch.float32))
@@ -294,17 +338,17 @@ def test_backward_keeps_only_chunk_boundary_states():
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        selective_scan_torch(**x, delta_softplus=True, chunk=chunk).sum().backward()
+        scan(**x, delta_softplus=True, chunk=chunk).sum().backward()
     states = (L // chunk) * b * d * N * 4
     B_C_copies = 2 * b * N * L * 4                                   # time-major B and C
     assert sum(saved.values()) <= states + B_C_copies
     assert sum(saved.values()) < b * d * N * L * 4 / 2                 # all states: 4× the budget
 
 
-def test_double_backward_is_a_clear_error():
+def test_double_backward_is_a_clear_error(scan):
     """The backward is hand-written and in place: second derivatives must raise, not be wrong."""
     x = leaves(make_inputs(L=6, forms=("var", "group")))
-    out = selective_scan_torch(**x, delta_softplus=True)
+    out = scan(**x, delta_softplus=True)
     gu = torch.autograd.grad((out ** 2).sum(), x["u"], create_graph=True)[0]
     with pytest.raises(RuntimeError, match="differentiate twice"):
         gu.sum().backward()
