@@ -96,20 +96,34 @@ def load_checkpoint(path: str) -> dict:
 
 
 def load_model(path: str, checkpoint: dict, device: torch.device):
-    """(VideoClassifier in eval mode on `device`, class names) from a `pks4 fit` checkpoint."""
+    """(VideoClassifier in eval mode on `device`, class names) from a `pks4 fit` checkpoint, rebuilt
+    from its own hyper-parameters as `pks4 test --ckpt_path` does (typed `net` config included)."""
     from pks4_lit.lit_module import PKS4Module
 
     hparams = checkpoint.get("hyper_parameters")
     if not isinstance(hparams, dict) or "state_dict" not in checkpoint:
         raise StreamError(f"{path} is not a pks4 checkpoint (no hyper_parameters/state_dict)")
-    # the backbone's weights are in the state dict: do not load them again from a file or the hub.
-    # (`checkpoint_path` cannot be a keyword override: load_from_checkpoint's own first argument.)
-    hparams = dict(hparams, **{k: v for k, v in (("checkpoint_path", None), ("pretrained", False)) if k in hparams})
+    # every weight is in the state dict: do not load backbone weights again from a file or the hub
+    # (`checkpoint_path` cannot be a keyword override: it is load_from_checkpoint's own first argument)
     buffer = io.BytesIO()
-    torch.save(dict(checkpoint, hyper_parameters=hparams), buffer)
+    torch.save(dict(checkpoint, hyper_parameters=_without_weight_files(hparams)), buffer)
     buffer.seek(0)
-    module = PKS4Module.load_from_checkpoint(buffer, map_location=device, weights_only=False)
+    try:
+        module = PKS4Module.load_from_checkpoint(buffer, map_location=device, weights_only=False)
+    except (TypeError, ValueError) as e:
+        raise StreamError(f"cannot rebuild the model of {path}: {e}") from None
     return module.model.eval(), list(module.class_names)
+
+
+def _without_weight_files(config):
+    """A copy of a (nested) hyper-parameter dict with every `checkpoint_path` None, `pretrained` False."""
+    if isinstance(config, dict):
+        out = {k: _without_weight_files(v) for k, v in config.items()}
+        out.update({k: v for k, v in (("checkpoint_path", None), ("pretrained", False)) if k in out})
+        return out
+    if isinstance(config, list):
+        return [_without_weight_files(v) for v in config]
+    return config
 
 
 # ---------------------------------------------------------------------------------------- frames

@@ -7,6 +7,7 @@ import lightning
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.cli import instantiate_module
 
 from pks4_lit.cli import main
 from pks4_lit.data.decode import read_frames
@@ -43,18 +44,31 @@ def video(tmp_path_factory):
     return path
 
 
-def write_checkpoint(path, head="pks4"):
+def write_checkpoint(path, head="PKS4"):
+    """A checkpoint in the format `pks4 fit` writes: the model's typed config as hyper-parameters,
+    rebuilt by Lightning's CLI instantiator; weights moved off their initial values."""
+    init = dict(d_state=4, prior_dim=8, radius=1) if head == "PKS4" else {}
+    hparams = dict(
+        net=dict(class_path="pks4_lit.models.VideoClassifier", init_args=dict(
+            backbone=dict(class_path="pks4_lit.models.FrameBackbone",
+                          init_args=dict(name="test_resnet", checkpoint_path="nowhere/weights.pth")),
+            head=dict(class_path=f"pks4_lit.models.{head}", init_args=init))),
+        num_classes=len(CLASSES), class_names=CLASSES, lr=0.01)
     torch.manual_seed(0)
-    hk = dict(d_state=4, prior_dim=8, radius=1) if head == "pks4" else {}
-    module = PKS4Module(num_classes=len(CLASSES), backbone="test_resnet", head=head, head_kwargs=hk,
-                        class_names=CLASSES)
-    with torch.no_grad():                                # not the initial weights
+    module = instantiate_module(PKS4Module, {**hparams, "net": _no_file(hparams["net"])})
+    with torch.no_grad():
         for p in module.parameters():
             p.add_(0.2 * torch.randn_like(p) * (p.abs().mean() + 0.1))
-    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams),
+    torch.save({"state_dict": module.state_dict(),
+                "hyper_parameters": {**hparams, "_instantiator": "lightning.pytorch.cli.instantiate_module"},
                 "datamodule_hyper_parameters": {"crop_size": 48, "short_side": 56},
                 "pytorch-lightning_version": lightning.__version__}, path)
     return module
+
+
+def _no_file(net):      # the weights file named in the config does not exist: build without it
+    backbone = dict(net["init_args"]["backbone"], init_args=dict(name="test_resnet"))
+    return dict(net, init_args=dict(net["init_args"], backbone=backbone))
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +161,7 @@ def test_clear_errors(video, checkpoint, tmp_path, capsys):
     assert "use a .csv or .jsonl file" in capsys.readouterr().err
     assert main(["stream", "-c", str(config), "--ckpt_path", str(tmp_path / "no.ckpt"), str(video)]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
-    write_checkpoint(tmp_path / "attention.ckpt", head="attention")
+    write_checkpoint(tmp_path / "attention.ckpt", head="TemporalAttention")
     assert main(["stream", "-c", str(config), "--ckpt_path", str(tmp_path / "attention.ckpt"), str(video)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'attention' cannot stream" in err[0]

@@ -59,8 +59,8 @@ def build(args, head: str):
     from pks4_lit.models import VideoClassifier
 
     torch.manual_seed(args.seed)
-    return VideoClassifier(14, backbone=args.backbone, head=head, head_kwargs=head_kwargs(head),
-                           feature_index=args.feature_index).eval()
+    return VideoClassifier.from_names(14, backbone=args.backbone, head=head, head_kwargs=head_kwargs(head),
+                                      feature_index=args.feature_index).eval()
 
 
 # ---------------------------------------------------------------------------- memory (Linux)

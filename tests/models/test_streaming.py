@@ -75,7 +75,7 @@ def test_pks4_state_shapes_and_bad_frames():
 def make(head="pks4", head_kwargs=None, **kw):
     torch.manual_seed(0)
     hk = head_kwargs if head_kwargs is not None else (dict(HEAD_KW) if head == "pks4" else None)
-    return VideoClassifier(5, backbone="test_resnet", head=head, head_kwargs=hk, **kw).eval()
+    return VideoClassifier.from_names(5, backbone="test_resnet", head=head, head_kwargs=hk, **kw).eval()
 
 
 @pytest.mark.parametrize("head,hk", [("pks4", None), ("pks4", dict(HEAD_KW, use_priors=False)),
