@@ -1,6 +1,7 @@
 """The embedded dataset: small real VP9 .webm clips in the Something-Something V2 layout.
 
-    python -m pks4_lit.data.synthetic ROOT [--task mixed|temporal|spatial]   (also: pks4 synth ROOT)
+    python -m pks4_lit.data.synthetic ROOT [--task mixed|temporal|spatial|kinematic|kinematic_long]
+    (also: pks4 synth ROOT)
 
 Two groups of classes, written to groups.json:
 
@@ -20,6 +21,14 @@ enough (about 0.4 of the frame side) to show up on a stride-16/32 feature map; p
 shake, brightness flicker and noise, so no frame is trivially constant. Photos are the ones shipped
 inside the scikit-image wheel (skimage.data: chelsea, astronaut, coffee, rocket, ...), so nothing is
 downloaded. Deterministic: the same seed gives the same frames (clip seeds are (seed, class, clip)).
+
+kinematic, kinematic_long: fine-motion classes (sub-cell motions, event order far apart), rendered
+by pks4_lit.data.synthetic_kinematic (see its docstring); written here like the other tasks.
+
+Encoding: lossless VP9 (yuv420p) by default, so decoding gives every frame independently of its
+position in the file: a reversed class's *decoded* frames are exactly the reversed decoded frames
+of its pair. A lossy `crf` writes ~7x smaller files, but then the quality of a frame follows its
+position in the file (keyframe first), and the reversal is exact only before encoding.
 """
 from __future__ import annotations
 
@@ -37,7 +46,8 @@ import numpy as np
 
 from pks4_lit.command import script_main
 
-TASKS = ("mixed", "temporal", "spatial")
+TASKS = ("mixed", "temporal", "spatial", "kinematic", "kinematic_long")
+KINEMATIC_TASKS = ("kinematic", "kinematic_long")
 
 # (class A, class B = A reversed in time, motion of A)
 TEMPORAL_PAIRS = [
@@ -64,12 +74,18 @@ OBJECT_SIDE = 0.45  # object side as a fraction of the frame side at scale 1
 def class_templates(task: str = "mixed") -> list[str]:
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS} (got {task!r})")
+    if task in KINEMATIC_TASKS:
+        from pks4_lit.data import synthetic_kinematic
+
+        return synthetic_kinematic.class_templates(task)
     temporal = [c for a, b, _ in TEMPORAL_PAIRS for c in (a, b)]
     return (temporal if task != "spatial" else []) + (list(SPATIAL_CLASSES) if task != "temporal" else [])
 
 
 def class_group(template: str) -> str:
-    return "spatial" if template in SPATIAL_CLASSES else "temporal"
+    from pks4_lit.data import synthetic_kinematic
+
+    return synthetic_kinematic.class_group(template) or ("spatial" if template in SPATIAL_CLASSES else "temporal")
 
 
 def class_name(template: str) -> str:
@@ -180,6 +196,10 @@ def render_clip(template: str, seed, size: int = 128, frames: int = 16) -> np.nd
     """
     from skimage.transform import AffineTransform, warp
 
+    from pks4_lit.data import synthetic_kinematic
+
+    if synthetic_kinematic.class_group(template) is not None:
+        return synthetic_kinematic.render_clip(template, seed, size, frames)
     rng = np.random.default_rng(seed)
     reverse = False
     if template in SPATIAL_CLASSES:
@@ -219,13 +239,16 @@ def render_clip(template: str, seed, size: int = 128, frames: int = 16) -> np.nd
 # encoding and the dataset
 
 
-def write_webm(path: str | Path, frames: np.ndarray, fps: int = 12, crf: int = 24):
-    """Encode uint8 RGB [T,H,W,3] as VP9 in WebM (one keyframe, single-threaded: deterministic)."""
+def write_webm(path: str | Path, frames: np.ndarray, fps: int = 12, crf: int | None = None):
+    """Encode uint8 RGB [T,H,W,3] as VP9 in WebM (one keyframe, single-threaded: deterministic).
+
+    crf None: lossless VP9 of the yuv420p frames, so each decoded frame is a function of that frame
+    alone (the RGB→YUV 4:2:0 conversion is the only loss). An int: lossy at that crf."""
+    quality = {"lossless": "1", "cpu-used": "8"} if crf is None else {"crf": str(crf), "b": "0", "cpu-used": "5"}
     with av.open(str(path), "w", format="webm") as c:
         s = c.add_stream("libvpx-vp9", rate=fps)
         s.width, s.height, s.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        s.options = {"crf": str(crf), "b": "0", "deadline": "good", "cpu-used": "5", "threads": "1",
-                     "row-mt": "0", "g": str(len(frames))}
+        s.options = {**quality, "deadline": "good", "threads": "1", "row-mt": "0", "g": str(len(frames))}
         for f in frames:
             for p in s.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
                 c.mux(p)
@@ -239,18 +262,40 @@ def _make_one(job):
     return path
 
 
-def write_synthetic_dataset(root, task: str = "mixed", videos_per_class: int = 24, size: int = 128, frames: int = 16,
-                            seed: int = 0, fps: int = 12, crf: int = 24, splits=(0.6, 0.2, 0.2), workers: int = 0,
-                            overwrite: bool = False) -> dict:
+def default_frames(task: str) -> int:
+    from pks4_lit.data import synthetic_kinematic
+
+    return synthetic_kinematic.DEFAULT_FRAMES.get(task, 16)
+
+
+def _split_counts(splits, n: int) -> tuple[int, int]:
+    """(train, validation) clips per class: `splits` are counts (ints) or fractions of n."""
+    if all(isinstance(k, int) for k in splits):
+        return splits[0], splits[1]
+    return round(splits[0] * n), max(1, round(splits[1] * n))
+
+
+def write_synthetic_dataset(root, task: str = "mixed", videos_per_class: int = 24, size: int = 128,
+                            frames: int | None = None, seed: int = 0, fps: int = 12, crf: int | None = None,
+                            splits=(0.6, 0.2, 0.2), workers: int = 0, overwrite: bool = False,
+                            split_sizes: tuple[int, int, int] | None = None) -> dict:
     """Write the embedded dataset under `root` in the SSv2 layout; returns a summary dict.
 
+    frames None: the task's default (16; kinematic 8, kinematic_long 32). crf None: lossless.
+    split_sizes (train, validation, test): clips per class in each split, instead of
+    videos_per_class × splits (fractions).
     Files: labels.json, train.json, validation.json, test.json (with templates, hence labels),
-    groups.json {class: "temporal"|"spatial"}, synthetic.json (the parameters), <id>.webm.
+    groups.json {class: group}, synthetic.json (the parameters), <id>.webm.
     If `root` already holds a dataset written with the same parameters it is kept (no work);
     a different one needs overwrite=True. workers: processes (0 = min(2, cpus)).
     """
     root = Path(root)
     templates = class_templates(task)
+    frames = frames or default_frames(task)
+    if split_sizes is not None:
+        if len(split_sizes) != 3 or min(split_sizes) < 1:
+            raise ValueError(f"split_sizes needs 3 counts >= 1 (train, validation, test), got {split_sizes}")
+        videos_per_class, splits = int(sum(split_sizes)), [int(k) for k in split_sizes]
     if videos_per_class < 3:
         raise ValueError("videos_per_class must be >= 3 (one per split at least)")
     meta = dict(task=task, videos_per_class=videos_per_class, size=size, frames=frames, seed=seed, fps=fps, crf=crf,
@@ -271,8 +316,7 @@ def write_synthetic_dataset(root, task: str = "mixed", videos_per_class: int = 2
     jobs, next_id = [], 1
     for c, template in enumerate(templates):
         order = np.random.default_rng([seed, c, 10**6]).permutation(videos_per_class)
-        n_train = round(splits[0] * videos_per_class)
-        n_val = max(1, round(splits[1] * videos_per_class))
+        n_train, n_val = _split_counts(splits, videos_per_class)
         for rank, j in enumerate(order):
             split = "train" if rank < n_train else "validation" if rank < n_train + n_val else "test"
             vid = str(next_id)
@@ -307,8 +351,13 @@ def add_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("root", help="output folder (SSv2 layout)")
     parser.add_argument("--task", choices=TASKS, default="mixed", help="which class groups to write")
     parser.add_argument("--videos-per-class", type=int, default=24)
+    parser.add_argument("--split-sizes", type=int, nargs=3, metavar=("TRAIN", "VAL", "TEST"),
+                        help="clips per class in each split (replaces --videos-per-class and the 60/20/20 split)")
     parser.add_argument("--size", type=int, default=128, help="frame side in pixels")
-    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--frames", type=int, default=None,
+                        help="frames per clip (default: 16; kinematic 8, kinematic_long 32)")
+    parser.add_argument("--crf", type=int, default=None,
+                        help="lossy VP9 at this crf (default: lossless, exact reversal of decoded frames)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=0, help="processes (0: min(2, cpus))")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing folder")
@@ -316,7 +365,8 @@ def add_arguments(parser: argparse.ArgumentParser):
 
 def run(args) -> dict:
     return write_synthetic_dataset(args.root, task=args.task, videos_per_class=args.videos_per_class, size=args.size,
-                                   frames=args.frames, seed=args.seed, workers=args.workers, overwrite=args.overwrite)
+                                   frames=args.frames, seed=args.seed, workers=args.workers, overwrite=args.overwrite,
+                                   crf=args.crf, split_sizes=args.split_sizes)
 
 
 def main(argv=None) -> None:

@@ -7,24 +7,44 @@ differences"); the components below are our design, each behind a switch:
 
   use_correlation:
     (a) local correlation volume of X_t against X_{t-1}: cosine similarity (L2-normalised
-        channels) for every displacement d in a (2r+1)² window with the given dilation, zero
-        padding at the borders (a neighbour outside the map correlates 0). Computed with shifted
-        products over a padded map, as in FlowNet/PWC-Net cost volumes, without custom kernels.
-    (b) soft-argmax displacement (dx, dy) in feature cells — the motion from t-1 to t: content at
-        p − d in X_{t-1} is at p in X_t — from softmax(corr / τ) with a learnable
-        temperature τ (kept positive through its log), and its confidence = max probability.
+        channels) for every displacement d in a (2r+1)² window with the given dilation:
+        M_t(p, d) = <x_t(p), x_{t-1}(p − d)>. Offsets whose source p − d lies outside the map are
+        masked: they take no part in the soft-argmax (−inf before the softmax) and enter the
+        fused cues as 0.
+    (b) displacement (dx, dy) in feature cells — the motion from t-1 to t: content at p − d in
+        X_{t-1} is at p in X_t — as a soft-argmax with a learnable temperature τ (kept positive
+        through its log), measured against a static baseline:
+            disp_t(p) = softargmax_d M_t(p, ·) − softargmax_e S_t(p, ·),
+            S_t(p, e) = <x_t(p), x_t(p − e)>   (the frame's self-correlation, same window and mask).
+        Why the baseline: a soft-argmax over a window is 0 for a static clip only if its weights
+        are symmetric, and they are not: feature maps are self-similar, so neighbours correlate
+        strongly and unevenly (and the window is cut at the borders): issue 10 measured the plain
+        soft-argmax reading up to 0.32 cells (r=1) / 0.65 cells (r=3) on a still video. For a static
+        clip M_t = S_t, so disp is exactly 0 at every cell, border cells included. For content
+        translated by s (x_t(p) = x_{t-1}(p − s)) one has M_t(p, d) = S_t(p, d − s): the motion
+        volume is the self-volume moved by s, so its soft-argmax is s plus the same self-
+        similarity bias that the baseline subtracts (exact up to the window cutting off
+        different tails of the two volumes). The confidence is the max probability of M.
     (c) motion boundaries: spatial gradient magnitude of the displacement field
-        (central differences, replicated border).
+        (central differences, replicated border); exactly 0 where disp is 0 everywhere.
   use_difference:
     (d) feature difference X_t − X_{t-1}, projected down to `diff_dim` channels by a 1×1 conv,
         plus its L2 magnitude (one scale-free channel).
 All cues are concatenated per location and fused by a small per-location MLP
 (Linear → GELU → Linear) to `prior_dim` channels.
 
-First frame: X_{-1} := X_0. The first frame is compared with itself, so its feature difference is
-exactly 0; its displacement is set to exactly 0 (the soft-argmax of a self-correlation is only
-near 0, because of zero padding and self-similar neighbours) and therefore so are its motion
-boundaries. Its correlation volume and confidence are those of the self-comparison.
+First frame: X_{-1} := X_0, so frame 0 is a static pair like any repeated frame: its feature
+difference, displacement and boundaries are exactly 0 by the same rule as every other frame (no
+special case, so no fake motion onset at t=1); its volume and confidence are the self-comparison's.
+
+Computation: S_t and D_t(p, d) = <x_t(p), (x_t − x_{t-1})(p − d)> (normalised maps), and
+M_t = S_t − D_t. For a static pair D_t is exactly 0, so M_t equals S_t bit for bit and the two
+soft-argmaxes cancel exactly (two separately computed volumes would differ in the last bits).
+Both volumes come from one batched matmul of per-frame Gram matrices x_t · [x_t; x_t − x_{t-1}]ᵀ
+over all h·w positions, from which the (2r+1)² window is gathered: on the small maps of a
+frozen backbone (6×6, 7×7) this costs h·w instead of (2r+1)² products per location but is one
+BLAS call instead of (2r+1)² strided passes (`pks4 bench correlation` measures the candidates).
+Maps with h·w > GRAM_MAX_RATIO·(2r+1)² use (2r+1)² shifted products over zero-padded maps.
 
 Spatial reach: an output cell depends on inputs within radius·dilation cells of it (correlation),
 plus one more cell through the boundary's central differences: radius·dilation + 1 in total.
@@ -37,6 +57,8 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+GRAM_MAX_RATIO = 4  # Gram when h·w ≤ this × (2r+1)²: measured faster up to there (bench correlation)
 
 
 class KinematicPriorEncoder(nn.Module):
@@ -54,6 +76,7 @@ class KinematicPriorEncoder(nn.Module):
         self.dim, self.prior_dim = dim, prior_dim
         self.radius, self.dilation = radius, dilation
         self.use_correlation, self.use_difference = use_correlation, use_difference
+        self._windows: dict = {}
 
         in_dim = 0
         if use_correlation:
@@ -72,19 +95,50 @@ class KinematicPriorEncoder(nn.Module):
         self.in_dim = in_dim
         self.fuse = nn.Sequential(nn.Linear(in_dim, prior_dim), nn.GELU(), nn.Linear(prior_dim, prior_dim))
 
-    def correlation(self, f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        """f, g [N,C,h,w] (L2-normalised) → [N,K,h,w]: corr[k](p) = <f(p), g(p − d_k)>, so a peak
-        at d_k means the content moved by d_k from g (frame t-1) to f (frame t)."""
+    # ------------------------------------------------------------------------------ correlation
+    def window(self, h: int, w: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Source index and validity of every window offset: idx, valid [h·w,K]; idx[p,k] is the
+        flat position of p − d_k (clamped into the map where invalid)."""
+        key = (h, w, str(device))
+        if key not in self._windows:
+            ys, xs = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+            off = self.offsets.to("cpu", torch.long)                                  # [K,2] (dx,dy)
+            sy = ys.reshape(-1, 1) - off[:, 1]                                         # [hw,K]
+            sx = xs.reshape(-1, 1) - off[:, 0]
+            valid = (sy >= 0) & (sy < h) & (sx >= 0) & (sx < w)
+            idx = sy.clamp(0, h - 1) * w + sx.clamp(0, w - 1)
+            self._windows[key] = (idx.to(device), valid.to(device))
+        return self._windows[key]
+
+    def volumes(self, cur: torch.Tensor, delta: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """cur, delta [N,h·w,C] → [2,N,h·w,K]: S(p,d) = <cur(p), cur(p − d)> and
+        D(p,d) = <cur(p), delta(p − d)>; 0 at invalid offsets."""
+        idx, valid = self.window(h, w, cur.device)
+        N, K = cur.shape[0], idx.shape[1]
+        keys = torch.stack([cur, delta])                                             # [2,N,hw,C]
+        if h * w <= GRAM_MAX_RATIO * K:                  # one Gram per frame, window gathered from it
+            G = torch.matmul(cur, keys.transpose(-1, -2))                            # [2,N,hw,hw]
+            vol = G.gather(3, idx.expand(2, N, -1, -1))                              # [2,N,hw,K]
+        else:
+            vol = self._shifted_products(cur, keys, h, w)
+        return vol.masked_fill(~valid, 0.0)
+
+    def _shifted_products(self, cur, keys, h, w):
         r, dil = self.radius, self.dilation
-        h, w = f.shape[-2:]
         pad = r * dil
-        g = F.pad(g, (pad, pad, pad, pad))                                       # zeros outside
+        g = F.pad(keys.unflatten(2, (h, w)), (0, 0, pad, pad, pad, pad))              # [2,N,h+2p,w+2p,C]
+        f = cur.unflatten(1, (h, w))                                                  # [N,h,w,C]
         vols = []
-        for i in range(2 * r + 1):                                               # dy = (i - r)·dil
-            for j in range(2 * r + 1):                                           # dx = (j - r)·dil
+        for i in range(2 * r + 1):                                                   # dy = (i - r)·dil
+            for j in range(2 * r + 1):                                               # dx = (j - r)·dil
                 y0, x0 = (2 * r - i) * dil, (2 * r - j) * dil
-                vols.append((f * g[..., y0:y0 + h, x0:x0 + w]).sum(1))           # <f(p), g(p - d)>
-        return torch.stack(vols, 1)
+                vols.append((f * g[:, :, y0:y0 + h, x0:x0 + w]).sum(-1))              # <f(p), g(p - d)>
+        return torch.stack(vols, -1).flatten(2, 3)                                    # [2,N,hw,K]
+
+    def soft_argmax(self, vol: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """vol [N,hw,K] → displacement [N,hw,2] (dx,dy) and probabilities [N,hw,K]."""
+        prob = torch.softmax((vol / self.log_temperature.exp()).masked_fill(~valid, float("-inf")), dim=-1)
+        return (prob[..., None] * self.offsets).sum(-2), prob   # a row-wise sum: same bits for equal rows
 
     @staticmethod
     def boundaries(disp: torch.Tensor) -> torch.Tensor:
@@ -94,31 +148,38 @@ class KinematicPriorEncoder(nn.Module):
         gy = (p[..., 2:, 1:-1] - p[..., :-2, 1:-1]) / 2
         return torch.linalg.vector_norm(torch.cat([gx, gy], 1), dim=1, keepdim=True)  # grad 0 at 0
 
+    # ------------------------------------------------------------------------------ forward
     def forward(self, X: torch.Tensor, return_internals: bool = False):
         if X.dim() != 5 or X.shape[2] != self.dim:
             raise ValueError(f"KinematicPriorEncoder(dim={self.dim}) expects [B,T,{self.dim},h,w], got {tuple(X.shape)}")
         B, T, C, h, w = X.shape
-        prev = torch.cat([X[:, :1], X[:, :-1]], 1)                              # X_{t-1}, X_{-1} := X_0
-        cur, prev = X.flatten(0, 1), prev.flatten(0, 1)                         # [B*T,C,h,w]
+        N, hw = B * T, h * w
+        x = X.permute(0, 1, 3, 4, 2).reshape(B, T, hw, C)                       # [B,T,hw,C] (a view if channel-last)
+        shift = lambda v: torch.cat([v[:, :1], v[:, :-1]], 1).reshape(N, hw, -1)  # noqa: E731  v_{t-1}, v_{-1} := v_0
         cues, internals = [], {}
         if self.use_correlation:
-            corr = self.correlation(F.normalize(cur, dim=1), F.normalize(prev, dim=1))  # [BT,K,h,w]
-            prob = torch.softmax(corr / self.log_temperature.exp(), dim=1)
-            disp = torch.einsum("nkhw,kc->nchw", prob, self.offsets)             # [BT,2,h,w] (dx,dy)
-            not_first = (torch.arange(T, device=X.device) > 0).to(disp.dtype)
-            disp = disp * not_first.repeat(B)[:, None, None, None]              # first frame: 0 motion
-            conf = prob.amax(1, keepdim=True)                                   # [BT,1,h,w]
-            bnd = self.boundaries(disp)                                         # [BT,1,h,w]
-            cues += [corr, disp, conf, bnd]
-            internals.update(correlation=corr, displacement=disp, confidence=conf, boundaries=bnd)
+            _, valid = self.window(h, w, X.device)
+            xn = F.normalize(x, dim=-1)
+            cur = xn.reshape(N, hw, C)
+            # M = S − D with D built on the difference of the normalised frames: a static pair has
+            # D == 0 exactly, hence M == S bit for bit and a displacement of exactly 0
+            S, D = self.volumes(cur, cur - shift(xn), h, w)                    # [N,hw,K] each
+            M = S - D                                                           # <x_t(p), x_{t-1}(p−d)>
+            disp_m, prob = self.soft_argmax(M, valid)
+            disp = disp_m - self.soft_argmax(S, valid)[0]                       # [N,hw,2]: 0 when static
+            conf = prob.amax(-1, keepdim=True)                                  # [N,hw,1]
+            bnd = self.boundaries(disp.transpose(1, 2).unflatten(2, (h, w)))    # [N,1,h,w]
+            bnd = bnd.flatten(2).transpose(1, 2)                                # [N,hw,1]
+            cues += [M, disp, conf, bnd]
+            internals.update(correlation=M, displacement=disp, confidence=conf, boundaries=bnd)
         if self.use_difference:
-            diff = cur - prev                                                   # exactly 0 at t=0
-            mag = torch.linalg.vector_norm(diff, dim=1, keepdim=True)
-            cues += [self.diff_proj(diff), mag]
+            diff = x.reshape(N, hw, C) - shift(x)                              # [N,hw,C], exactly 0 at t=0
+            mag = torch.linalg.vector_norm(diff, dim=-1, keepdim=True)
+            cues += [F.linear(diff, self.diff_proj.weight.flatten(1), self.diff_proj.bias), mag]
             internals.update(difference_magnitude=mag)
-        cues = torch.cat(cues, 1).permute(0, 2, 3, 1)                           # [BT,h,w,in_dim]
-        P = self.fuse(cues).permute(0, 3, 1, 2)                                 # [BT,prior_dim,h,w]
-        P = P.unflatten(0, (B, T))                                              # [B,T,prior_dim,h,w]
+        P = self.fuse(torch.cat(cues, -1))                                      # [N,hw,prior_dim]
+        P = P.unflatten(0, (B, T)).unflatten(2, (h, w)).permute(0, 1, 4, 2, 3)  # [B,T,prior_dim,h,w]
         if not return_internals:
             return P
-        return P, {k: v.unflatten(0, (B, T)) for k, v in internals.items()}
+        return P, {k: v.unflatten(0, (B, T)).unflatten(2, (h, w)).permute(0, 1, 4, 2, 3)
+                   for k, v in internals.items()}                               # each [B,T,·,h,w]

@@ -1,7 +1,10 @@
+import math
+
 import pytest
 import torch
+import torch.nn.functional as F
 
-from pks4_lit.models import KinematicPriorEncoder
+from pks4_lit.models import KinematicPriorEncoder, kinematic
 
 
 def test_shape_and_internals():
@@ -75,3 +78,102 @@ def test_causal_and_spatially_bounded():
     reach = radius * dilation + 1
     assert (ys - 5).abs().max() <= reach and (xs - 5).abs().max() <= reach
     assert max((ys - 5).abs().max(), (xs - 5).abs().max()) >= radius * dilation
+
+
+# ------------------------------------------------------------------ reading motion without bias
+def smooth_field(C, h, w, T, step, angle_deg=0.0, seed=0, freq=0.8, n_waves=64):
+    """[1,T,C,h,w] features sampled from a smooth random field (sums of plane waves, wavelengths of
+    a few cells) translated by `step` cells per frame along `angle_deg` (x right, y down):
+    neighbouring cells are strongly and unevenly similar, as backbone features are."""
+    g = torch.Generator().manual_seed(seed)
+    k = torch.randn(C, n_waves, 2, generator=g, dtype=torch.float64) * freq
+    phase = torch.rand(C, n_waves, generator=g, dtype=torch.float64) * 2 * math.pi
+    amp = torch.randn(C, n_waves, generator=g, dtype=torch.float64)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij")
+    a = math.radians(angle_deg)
+    frames = []
+    for t in range(T):
+        x, y = xs - step * t * math.cos(a), ys - step * t * math.sin(a)      # content moves by +step
+        arg = k[..., 0, None, None] * x + k[..., 1, None, None] * y + phase[..., None, None]
+        frames.append((amp[..., None, None] * torch.cos(arg)).sum(1))
+    return torch.stack(frames)[None].float()
+
+
+@pytest.mark.parametrize("radius,dilation", [(1, 1), (3, 1), (1, 2)])
+@pytest.mark.parametrize("features", ["random", "smooth"])
+def test_static_clip_reads_exactly_zero_motion_everywhere(radius, dilation, features):
+    torch.manual_seed(0)
+    X0 = torch.randn(2, 1, 24, 6, 7) if features == "random" else smooth_field(24, 6, 7, 1, 0.0).expand(2, -1, -1, -1, -1)
+    X = X0.repeat(1, 5, 1, 1, 1)                                    # the same frame 5 times
+    enc = KinematicPriorEncoder(24, radius=radius, dilation=dilation)
+    _, I = enc(X, return_internals=True)
+    assert torch.count_nonzero(I["displacement"]) == 0             # every t, every cell, borders too
+    assert torch.count_nonzero(I["boundaries"]) == 0
+    assert torch.count_nonzero(I["difference_magnitude"]) == 0
+
+
+def test_static_clip_reads_zero_motion_inside_pks4():
+    from pks4_lit.models import PKS4
+
+    X = smooth_field(16, 5, 5, 1, 0.0).repeat(1, 4, 1, 1, 1)
+    _, I = PKS4(16, d_state=4, prior_dim=8, radius=3)(X, return_internals=True)
+    assert torch.count_nonzero(I["displacement"]) == 0 and torch.count_nonzero(I["boundaries"]) == 0
+
+
+@pytest.mark.parametrize("radius", [1, 3])
+@pytest.mark.parametrize("angle", [0, 90, 180, 270])
+def test_sub_cell_shift_has_the_right_sign_and_grows_with_the_shift(radius, angle):
+    u = torch.tensor([math.cos(math.radians(angle)), math.sin(math.radians(angle))])
+    keep = torch.ones(7, 7, dtype=torch.bool)                        # not the edge the content enters
+    keep[:, 0] &= angle != 0
+    keep[:, -1] &= angle != 180
+    keep[0, :] &= angle != 90
+    keep[-1, :] &= angle != 270
+    means = []
+    for step in (0.125, 0.25, 0.375, 0.5):
+        X = smooth_field(32, 7, 7, 3, step, angle)
+        _, I = KinematicPriorEncoder(32, radius=radius)(X, return_internals=True)
+        along = torch.einsum("tchw,c->thw", I["displacement"][0, 1:], u)   # [T-1,h,w]
+        assert along[:, keep].min() > 0, (step, along[:, keep].min())   # right sign at every cell
+        means.append(along[:, keep].mean())
+    assert all(b > a for a, b in zip(means, means[1:])), means      # monotone in the shift
+
+
+@pytest.mark.parametrize("radius,step", [(2, 1), (3, 1), (3, 2)])
+def test_whole_cell_shift_is_recovered_on_self_similar_features(radius, step):
+    X = smooth_field(32, 12, 12, 2, float(step), seed=1)
+    _, I = KinematicPriorEncoder(32, radius=radius)(X, return_internals=True)   # default temperature
+    m = radius + step                                               # interior: source and window inside
+    d = I["displacement"][0, 1, :, m:-m, m:-m]
+    assert (d[0] - step).abs().max() < 0.08 and d[1].abs().max() < 0.08    # window-tail truncation only
+
+
+@pytest.mark.parametrize("path", ["gram", "shifted"])
+@pytest.mark.parametrize("h,w,radius,dilation", [(6, 6, 1, 1), (6, 6, 3, 1), (7, 5, 1, 1), (9, 8, 2, 2)])
+def test_correlation_volumes_match_the_shifted_product_reference(h, w, radius, dilation, path, monkeypatch):
+    """Both paths that compute the volumes (Gram + gather on small maps, shifted products on large
+    ones): values and gradients match a float64 shifted-products reference."""
+    monkeypatch.setattr(kinematic, "GRAM_MAX_RATIO", 10**9 if path == "gram" else 0)
+    enc = KinematicPriorEncoder(16, radius=radius, dilation=dilation)
+    idx, valid = enc.window(h, w, "cpu")
+    g = torch.Generator().manual_seed(0)
+    f64 = torch.randn(3, h * w, 16, generator=g, dtype=torch.float64)
+    d64 = torch.randn(3, h * w, 16, generator=g, dtype=torch.float64)
+    w64 = torch.randn(2, 3, h * w, idx.shape[1], generator=g, dtype=torch.float64)
+
+    def reference(f, d):                                            # [2,N,hw,K]: shifted zero-padded maps
+        p = radius * dilation
+        fm = f.unflatten(1, (h, w))
+        keys = F.pad(torch.stack([f, d]).unflatten(2, (h, w)), (0, 0, p, p, p, p))
+        vols = [(fm * keys[:, :, p - dy:p - dy + h, p - dx:p - dx + w]).sum(-1)
+                for dx, dy in enc.offsets.long().tolist()]
+        return torch.stack(vols, -1).flatten(2, 3)
+
+    results = []
+    for fn, dt in ((reference, torch.float64), (lambda f, d: enc.volumes(f, d, h, w), torch.float32)):
+        f, d = f64.to(dt).detach().requires_grad_(), d64.to(dt).detach().requires_grad_()
+        v = fn(f, d)
+        (v * w64.to(dt)).sum().backward()
+        results.append((v.detach().double(), f.grad.double(), d.grad.double()))
+    for a, b in zip(*results):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
