@@ -197,9 +197,17 @@ def _parser_class():
     """LightningCLI's parser whose config errors are one line (pks4_lit.config_errors), exit code 2."""
     from lightning.pytorch.cli import LightningArgumentParser
 
-    from pks4_lit.config_errors import one_line
+    from pks4_lit.config_errors import misplaced_null, nested_nulls, one_line
 
     class PKS4Parser(LightningArgumentParser):
+        def parse_args(self, args=None, *more, **kw):
+            cfg = super().parse_args(nested_nulls(list(sys.argv[1:] if args is None else args)), *more, **kw)
+            sub = cfg.get("subcommand")
+            problem = misplaced_null(cfg.get(f"{sub}.model.net" if sub else "model.net"), "model.net")
+            if problem:
+                self.error(problem)
+            return cfg
+
         def error(self, message: str, ex: Exception | None = None):
             if not self.exit_on_error:
                 return super().error(message, ex)
@@ -210,7 +218,8 @@ def _parser_class():
             for action in (a for p in parsers for a in p._actions):
                 group, _, key = action.dest.rpartition(".")
                 groups.setdefault(group, []).append(key)
-            prog = parser.prog.replace(" [options]", "")
+            words = parser.prog.split()                  # "pks4 [options] fit", or "pks4" (the root)
+            prog = "pks4" + (f" {words[-1]}" if len(words) > 1 else "")
             print(f"{prog}: config error: {one_line(message, groups)}", file=sys.stderr)
             raise SystemExit(2)
 

@@ -1,4 +1,11 @@
-"""One line out of a jsonargparse error about the config (used by the `pks4` parser).
+"""What jsonargparse says badly or lets through about the model config (used by the `pks4` parser).
+
+* `one_line(message)`: one line out of a jsonargparse error;
+* `nested_nulls(args)` and `misplaced_null(net)`: `null` for arguments of the classes nested in
+  `model.net` (jsonargparse 4.53 turns `--model.net.backbone.img_size null` into the string
+  'None', and accepts null from a file or a dict for any type, e.g. `radius: null` for an int).
+
+One line:
 
 A typo inside a nested `class_path`/`init_args` (the net, its backbone, its head) reaches the user
 as several indented lines that repeat the whole parsed value, e.g.
@@ -19,7 +26,10 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import json
 import re
+import types
+import typing
 
 _KEY = re.compile(r'Parser key "([^"]+)":')
 _CLASS_PROBLEM = re.compile(r"Problem with given class_path '([\w.]+)':")
@@ -60,11 +70,17 @@ def _reason(text: str, key: str, class_path: str | None) -> str:
     m = re.match(r"Unexpected keys: \{'([^']+)'", text)
     if m:
         return f"{key}.{m.group(1)}: not an accepted key"
-    m = re.match(r"Expected a <class '(\w+)'>\. Got value: (.*?)(?:\. Got value:|$)", text, re.S)
+    m = re.match(r"Expected a (.+?)\. Got value: (.*?)(?:\. Got value:|$)", text, re.S)
     if m:
-        return f"{key}: expected {m.group(1)}, got {m.group(2).strip()!r}"
+        expected = re.sub(r"<class '([\w.]+)'>", r"\1", m.group(1)).replace("typing.", "")
+        return f"{key}: expected {expected}, got {m.group(2).strip()!r}"
     if text.startswith("Does not validate against any of the Union subtypes"):
         errors = [e.strip()[2:] for e in text.split("Errors:", 1)[-1].splitlines() if e.strip().startswith("- ")]
+        types_ = [re.fullmatch(r"Expected a <class '(\w+)'>", e) for e in errors]
+        given = re.search(r"Given value: (.*?)(?:\. Got value:|\n|$)", text)
+        if types_ and all(types_) and given:
+            names = " | ".join("None" if t.group(1) == "NoneType" else t.group(1) for t in types_)
+            return f"{key}: expected {names}, got {given.group(1).strip()!r}"
         errors = [e for e in errors if "NoneType" not in e] or errors
         return _reason(errors[0], key, class_path) if errors else f"{key}: {_strip_values(text)}"
     if "Expected a path but" in text or "Expected a dot import path" in text or "has no attribute" in text:
@@ -104,3 +120,52 @@ def one_line(message: str, group_arguments: dict[str, list[str]] | None = None) 
         problems = list(_CLASS_PROBLEM.finditer(message))
         class_path = problems[-1].group(1) if problems else None
     return _reason(tail, key, class_path)
+
+
+def nested_nulls(args: list[str]) -> list[str]:
+    """`--model.net.backbone.img_size null` → `--model.net.backbone '{"img_size": null}'` (parsed right)."""
+    out, i = [], 0
+    while i < len(args):
+        arg = args[i]
+        if "=" in arg:
+            key, value, step = *arg.split("=", 1), 1
+        else:
+            key, value, step = arg, args[i + 1] if i + 1 < len(args) else None, 2
+        parts = [p for p in key.lstrip("-").split(".") if p != "init_args"]
+        if key.startswith("--model.net.") and value == "null" and len(parts) >= 4:
+            out += ["--" + ".".join(parts[:-1]), json.dumps({parts[-1]: None})]
+            i += step
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
+def _admits_none(hint) -> bool:
+    if hint is typing.Any or hint is type(None):
+        return True
+    return typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in typing.get_args(hint)
+
+
+def misplaced_null(node, key: str) -> str | None:
+    """The first `null` given to an argument whose type does not admit None, in the class_path/init_args
+    tree `node` (a Namespace or dict), as a jsonargparse-style message for `one_line`; else None."""
+    get = (lambda k: node.get(k)) if hasattr(node, "get") else (lambda k: None)
+    class_path, init_args = get("class_path"), get("init_args")
+    if not isinstance(class_path, str) or init_args is None:
+        return None
+    module, _, name = class_path.rpartition(".")
+    try:
+        hints = typing.get_type_hints(getattr(importlib.import_module(module), name).__init__)
+    except Exception:
+        return None
+    items = vars(init_args).items() if hasattr(init_args, "__dict__") else dict(init_args).items()
+    for arg, value in items:
+        if value is None and arg in hints and not _admits_none(hints[arg]):
+            hint = hints[arg]
+            shown = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+            return f'Parser key "{key}.{arg}":\n  Expected a {shown}. Got value: null'
+        found = misplaced_null(value, f"{key}.{arg}")
+        if found:
+            return found
+    return None

@@ -131,7 +131,18 @@ class PKS4Module(LightningModule):
         checkpoint["best_val_top1"] = self.best_val_top1
         checkpoint["num_classes"] = self.num_classes   # hyper_parameters get overridden by load kwargs
 
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, *args, **kwargs):
+        """Lightning's, keeping the checkpoint's `net` config in hparams when the model was rebuilt from it
+        (jsonargparse hands __init__ the built callable, not the config)."""
+        module = super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+        saved = getattr(module, "_checkpoint_net", None)
+        if "net" not in kwargs and isinstance(saved, Mapping):
+            module.hparams["net"] = saved
+        return module
+
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._checkpoint_net = (checkpoint.get("hyper_parameters") or {}).get("net")
         saved = checkpoint.get("num_classes", (checkpoint.get("hyper_parameters") or {}).get("num_classes"))
         if saved is not None and int(saved) != self.num_classes:
             raise ValueError(f"the checkpoint was trained for {saved} classes but this model (the data) has "
