@@ -14,7 +14,9 @@ Two modes (`--modes`):
 Per (mode, row, T), one training step = zero_grad, forward, cross-entropy, backward:
   step_s        fastest of `--repeats` timed steps after one warm-up step (the least disturbed by
                 other jobs on a shared machine; the median is kept as step_s_median)
-  saved_MB      bytes autograd stores for backward (torch.autograd.graph.saved_tensors_hooks; each
+  step_cpu_s    the least process CPU time of those steps (on CPU with --threads 1: the step's own
+                compute, less inflated than wall time when other jobs share the cores)
+  saved_MB      bytes autograd stores for backward during the forward (saved_tensors_hooks; each
                 storage counted once, parameters excluded): deterministic, and what dominates
                 training memory; on CUDA also `cuda_peak_MB` (max_memory_allocated above the start)
   rss_peak_MB   Linux only: rise of the process' peak RSS (VmHWM, reset via /proc/self/clear_refs)
@@ -134,19 +136,23 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def time_steps(model, x, y, repeats: int, device) -> list[float]:
-    out = []
+def time_steps(model, x, y, repeats: int, device) -> tuple[list[float], list[float]]:
+    """Wall-clock and process CPU times of `repeats` steps."""
+    wall, cpu = [], []
     for _ in range(repeats):
         _sync(device)
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         train_step(model, x, y)
         _sync(device)
-        out.append(time.perf_counter() - t0)
-    return out
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return wall, cpu
 
 
 def saved_bytes(model, x, y) -> int:
-    """Bytes autograd keeps for backward in one step: each storage once, parameters excluded."""
+    """Bytes autograd keeps for backward in one step: each storage once, parameters excluded.
+    Counted over the forward only: what is held between forward and backward (ops that
+    recompute in their backward pack transient tensors there; RSS/CUDA peaks see those)."""
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     seen: dict[int, int] = {}
 
@@ -159,8 +165,10 @@ def saved_bytes(model, x, y) -> int:
             seen[s.data_ptr()] = max(seen.get(s.data_ptr(), 0), s.nbytes())
         return t
 
+    model.zero_grad(set_to_none=True)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        train_step(model, x, y)
+        loss = F.cross_entropy(model(x), y)
+    loss.backward()
     return sum(seen.values())
 
 
@@ -293,10 +301,10 @@ def measure(mode: str, row: str, T: int, args, device) -> dict:
     x, y = make_batch(mode, T, args, device, gen)
     res = dict(mode=mode, row=row, T=T, batch=args.batch, tunable_params=tunable_params(model))
     train_step(model, x, y)                                            # warm-up
-    times = time_steps(model, x, y, args.repeats, device)
+    times, cpu_times = time_steps(model, x, y, args.repeats, device)
     # best of N: on a shared machine the fastest step is the least disturbed one
     res.update(step_s=min(times), step_s_median=statistics.median(times), step_s_all=times,
-               clips_per_s=args.batch / min(times))
+               clips_per_s=args.batch / min(times), step_cpu_s=min(cpu_times))
     res["saved_MB"] = saved_bytes(model, x, y) / 2 ** 20
     if device.type == "cuda":
         res["cuda_peak_MB"] = cuda_peak_bytes(model, x, y, device) / 2 ** 20
@@ -314,7 +322,7 @@ def measure(mode: str, row: str, T: int, args, device) -> dict:
 
 def slopes(results: list[dict]) -> dict:
     out = {}
-    keys = ("step_s", "saved_MB", "train_GFLOPs_per_clip", "quad_GFLOPs_per_clip")
+    keys = ("step_s", "step_cpu_s", "saved_MB", "train_GFLOPs_per_clip", "quad_GFLOPs_per_clip")
     for mode in sorted({r["mode"] for r in results}):
         for row in dict.fromkeys(r["row"] for r in results if r["mode"] == mode):
             rs = sorted((r for r in results if r["mode"] == mode and r["row"] == row), key=lambda r: r["T"])
@@ -345,6 +353,7 @@ def run(args) -> dict:
                 r = measure(mode, row, T, args, device)
                 results.append(r)
                 print(f"[bench heads] {mode:4s} {row:10s} T={T:4d} step={r['step_s']:.3f}s "
+                      f"cpu={r['step_cpu_s']:.3f}s "
                       f"saved={r['saved_MB']:.1f}MB GFLOPs/clip={r.get('train_GFLOPs_per_clip', float('nan')):.3f}",
                       file=sys.stderr, flush=True)
                 if r["step_s"] > args.max_step_s:

@@ -4,7 +4,8 @@
     python -m pks4_lit.bench.scan --T 16 64            # or: pks4 bench scan --T 16 64
 
 Implementations timed (`--impls`):
-  torch    pks4_lit's exact PyTorch scan (scan_torch.py), the CPU fallback
+  cpu      pks4_lit's fused CPU kernel (scan_cpu.py), what `selective_scan` runs on CPU
+  torch    pks4_lit's exact PyTorch scan (scan_torch.py, chunked), the fallback without a compiler
   unbind   autograd through a loop over time iterating precomputed exp(ΔA), ΔBu with `unbind`
   index    the same loop indexing `[:, :, t]` (backward quadratic in T: slow, off by default)
   ref      pks4_lit's sequential reference (selective_scan_ref)
@@ -27,10 +28,10 @@ import torch
 
 from pks4_lit.command import script_main
 from pks4_lit.ops.dispatch import optional_attr
-from pks4_lit.ops.selective_scan import (_MAMBA, _call_fused, scan_backend, selective_scan_ref,
-                                         selective_scan_torch)
+from pks4_lit.ops.selective_scan import (_MAMBA, _call_fused, scan_backend, selective_scan_cpu,
+                                         selective_scan_ref, selective_scan_torch)
 
-IMPLS = ("torch", "unbind", "index", "ref", "fused")
+IMPLS = ("torch", "cpu", "unbind", "index", "ref", "fused")
 
 
 def _time_major(X: torch.Tensor, d: int) -> torch.Tensor:
@@ -78,6 +79,8 @@ def _make_inputs(batch, dim, d_state, T, bc, groups, device, dtype, seed=0):
 def _fn(impl):
     if impl == "torch":
         return selective_scan_torch
+    if impl == "cpu":
+        return selective_scan_cpu
     if impl == "ref":
         return selective_scan_ref
     if impl in ("unbind", "index"):
@@ -113,7 +116,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="B/C form: [b,N,T], [b,G,N,T] or [d,N]")
     parser.add_argument("--groups", type=int, default=4, help="G for --bc group")
     parser.add_argument("--impls", nargs="+", choices=IMPLS, default=None,
-                        help="default: torch unbind (+ fused on CUDA); add index/ref explicitly")
+                        help="default: torch unbind, + cpu on CPU, + fused on CUDA; add index/ref explicitly")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -131,7 +134,7 @@ def run(args) -> dict:
     device = torch.device(args.device)
     is_cuda = device.type == "cuda"
     sync = torch.cuda.synchronize if is_cuda else (lambda: None)
-    impls = args.impls or (["fused", "torch", "unbind"] if is_cuda else ["torch", "unbind"])
+    impls = args.impls or (["fused", "torch", "unbind"] if is_cuda else ["cpu", "torch", "unbind"])
     dtype = getattr(torch, args.dtype)
     result = {
         "bench": "scan", "device": _device_name(device), "torch": torch.__version__,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from pks4_lit.ops.dispatch import choose_backend, optional_attr
 
@@ -68,11 +69,46 @@ def _work_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float32 if half_on_cpu else x.dtype
 
 
+class _ConvRecompute(torch.autograd.Function):
+    """conv + activation that keeps only its inputs for the backward and recomputes the rest
+    there (autograd through the plain path would also keep the padded input and the
+    pre-activation: two more [b,d,L] tensors)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, initial_states, activation):
+        ctx.save_for_backward(x, weight, bias, initial_states)
+        ctx.activation = activation
+        return _conv_plain(x, weight, bias, None, initial_states, False, None, activation)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gout):
+        saved = ctx.saved_tensors
+        leaves = [None if t is None else t.detach().requires_grad_(need)
+                  for t, need in zip(saved, ctx.needs_input_grad)]
+        with torch.enable_grad():
+            out = _conv_plain(leaves[0], leaves[1], leaves[2], None, leaves[3], False, None, ctx.activation)
+            wanted = [t for t in leaves if t is not None and t.requires_grad]
+            grads = iter(torch.autograd.grad(out, wanted, gout) if wanted else [])
+        return (*(next(grads) if t is not None and t.requires_grad else None for t in leaves), None)
+
+
 def causal_conv1d_torch(x, weight, bias=None, seq_idx=None, initial_states=None,
                         return_final_states=False, final_states_out=None, activation=None):
-    """Grouped F.conv1d over [initial states (or zeros), x]; with seq_idx, k masked taps."""
+    """Grouped F.conv1d over [initial states (or zeros), x]; with seq_idx, k masked taps. When
+    training without seq_idx or final states, the backward recomputes (`_ConvRecompute`)."""
     _check_inputs(x, weight, bias, activation, seq_idx, initial_states, return_final_states,
                   final_states_out)
+    args = (x, weight, bias, initial_states)
+    if (seq_idx is None and not return_final_states and torch.is_grad_enabled()
+            and any(t is not None and t.requires_grad for t in args)):
+        return _ConvRecompute.apply(*args, activation)
+    return _conv_plain(x, weight, bias, seq_idx, initial_states, return_final_states, final_states_out,
+                       activation)
+
+
+def _conv_plain(x, weight, bias, seq_idx, initial_states, return_final_states, final_states_out,
+                activation):
     d, k = weight.shape
     L = x.shape[-1]
     work = _work_dtype(x)

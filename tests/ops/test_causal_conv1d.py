@@ -190,3 +190,25 @@ def test_update_steps_equal_the_full_conv(k, state_len, activation):
 def test_update_bad_state():
     with pytest.raises(ValueError, match="conv_state must be"):
         causal_conv1d_update(torch.zeros(2, 3), torch.zeros(2, 3, 2), torch.zeros(3, 4))
+
+
+def test_training_keeps_only_the_inputs_for_backward():
+    """The PyTorch path recomputes conv and activation in the backward: saved = x, weight, bias."""
+    x, w, b = (t.requires_grad_() for t in (rand(2, 8, 32).float(), rand(8, 4, seed=1).float(),
+                                               rand(8, seed=2).float()))
+    saved = {}
+
+    def pack(t):
+        saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = causal_conv1d(x, w, b, activation="silu")
+    assert sum(saved.values()) == sum(t.numel() * 4 for t in (x, w, b))
+    out.square().sum().backward()
+    got = [t.grad.clone() for t in (x, w, b)]
+    for t in (x, w, b):
+        t.grad = None
+    loop_conv(x, w, b, "silu").square().sum().backward()
+    for g, t in zip(got, (x, w, b)):
+        torch.testing.assert_close(g, t.grad)
