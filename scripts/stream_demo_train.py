@@ -8,8 +8,9 @@ machine that is ~20 min per epoch. Here the backbone runs once per training view
 augmented views per training clip (the datamodule's own train pipeline, views = its epochs
 0..V-1), then the head, LayerNorm and classifier train on those features with the config's recipe
 (AdamW, `lr`, `weight_decay`, warm-up + cosine, label smoothing, dropout; epoch e reads view
-e mod V). Same model, same checkpoint format as `pks4 fit` (hyper-parameters = the config's
-`model:` section, rebuilt by Lightning's CLI instantiator), so `pks4 stream`/`pks4 test` load it.
+e mod V; the features are kept next to `--out` and reused by a re-run). Same model, same
+checkpoint format as `pks4 fit` (hyper-parameters = the config's `model:` section, rebuilt by
+Lightning's CLI instantiator), so `pks4 stream`/`pks4 test` load it.
 The difference from `pks4 fit`: only V augmentations per clip instead of a new one every epoch.
 Prints val/test top-1 (1 clip × centre crop) and the time taken.
 """
@@ -77,9 +78,17 @@ def main(argv=None) -> None:
     hparams = {**cfg["model"], "num_classes": dm.num_classes, "class_names": dm.class_names}
     module = instantiate_module(PKS4Module, hparams)
     net = module.model
-    train_X, train_y = features(net, dm.datasets["train"], args.views)          # [V,N,T,C,h,w]
-    val_X, val_y = features(net, dm.datasets["val"], 1)
-    test_X, test_y = features(net, dm.datasets["test"], 1)
+    cache = Path(args.out).with_suffix(".features.pt")        # reused by a re-run with the same settings
+    key = dict(config=cfg["data"], backbone=cfg["model"]["net"]["init_args"]["backbone"], views=args.views)
+    saved = torch.load(cache, weights_only=False) if cache.is_file() else None
+    if saved is not None and saved["key"] == key:
+        train_X, train_y, val_X, val_y, test_X, test_y = saved["tensors"]
+    else:
+        train_X, train_y = features(net, dm.datasets["train"], args.views)      # [V,N,T,C,h,w]
+        val_X, val_y = features(net, dm.datasets["val"], 1)
+        test_X, test_y = features(net, dm.datasets["test"], 1)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(dict(key=key, tensors=(train_X, train_y, val_X, val_y, test_X, test_y)), cache)
     t_features = time.perf_counter() - t0
 
     m = cfg["model"]
