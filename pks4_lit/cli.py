@@ -4,6 +4,7 @@
     pks4 synth ROOT [...]                                                     (embedded dataset)
     pks4 bench [NAME|all] [...]                                               (benchmarks, JSON)
     pks4 cache --config C [--views K] [--out DIR]                             (frozen-feature store)
+    pks4 stream --config C --ckpt_path X VIDEO                                (per-frame predictions)
     pks4 --help | --version;  pks4 --debug ... or PKS4_DEBUG=1: full tracebacks
 
 Every subcommand is one row of `COMMANDS`; rows without a runner go to LightningCLI, the others
@@ -122,6 +123,8 @@ COMMANDS: dict[str, Command] = {
     "bench": Command("benchmarks, printed as JSON (pks4 bench NAME|all)", function=_bench),
     "cache": Command("write the frozen-feature store of a config (pks4 cache --config C [--views K] [--out DIR])",
                      function=lambda argv: _cache(argv)),
+    "stream": Command("per-frame predictions of a video, one frame in, one prediction out "
+                      "(pks4 stream --config C --ckpt_path X VIDEO)", function=lambda argv: _stream(argv)),
 }
 
 
@@ -129,6 +132,12 @@ def _cache(argv: list[str]) -> int:
     from pks4_lit.cache.command import main as cache_main
 
     return cache_main(argv)
+
+
+def _stream(argv: list[str]) -> int:
+    from pks4_lit import stream
+
+    return stream.main(argv)
 
 
 def _version() -> str:

@@ -15,14 +15,16 @@ is the short form.
 """
 from __future__ import annotations
 
+import collections
 from typing import Callable, TypedDict
 
 import torch
 import torch.nn as nn
 
 from pks4_lit.models.backbone import FrameBackbone
-from pks4_lit.models.heads import build_temporal_head
+from pks4_lit.models.heads import build_temporal_head, temporal_head_name
 from pks4_lit.models.pks4 import PKS4
+from pks4_lit.models.tsn import TSN
 
 
 class AdapterOptions(TypedDict, total=False):
@@ -95,3 +97,85 @@ class VideoClassifier(nn.Module):
     def forward(self, video: torch.Tensor) -> torch.Tensor:            # → logits [B,K]
         out = self.head(self.backbone(self.normalize(video)))           # [B,T,C,h,w]
         return self.fc(self.dropout(self.norm(out.mean(dim=(1, 3, 4)))))
+
+    # ---- streaming: logits after every frame ---------------------------------------------------
+    def check_streamable(self) -> None:
+        """Raise NotImplementedError naming the part that cannot run one frame at a time, and why."""
+        from pks4_lit.models.st_adapter import STAdapter
+
+        if any(isinstance(m, STAdapter) for m in self.backbone.modules()):
+            raise NotImplementedError("VideoClassifier with ST-Adapters cannot stream: the adapters' "
+                                      "temporal convolution inside the backbone needs the clip's other frames")
+        if isinstance(self.head, _FRAMEWISE):
+            return
+        name = temporal_head_name(self.head)
+        why = _NOT_STREAMABLE.get(name)
+        if why is None and not (hasattr(self.head, "step") and hasattr(self.head, "allocate_state")):
+            why = f"{type(self.head).__name__} has no step()/allocate_state()"
+        if why is None and hasattr(self.head, "check_streamable"):
+            try:
+                self.head.check_streamable()
+            except NotImplementedError as e:
+                why = str(e)
+        if why is not None:
+            raise NotImplementedError(f"temporal head {name!r} cannot stream: {why}. "
+                                      "Heads that stream: pks4 and ssm (causal) and tsn")
+
+    def stream(self, video, window: int | None = None):
+        """Online recognition: yields logits [B,K] after every frame. `video` is a tensor
+        [B,T,3,H,W] or any iterable of frame batches [B,3,H,W] (uint8 0..255 or float 0..1, as
+        `forward`). The backbone runs on one frame, the head takes one recurrent step, and the
+        mean over time is a running sum, so every frame costs the same however long the stream.
+        window=None: the logits after frame t equal `forward(video[:, :t+1])` (mean over all frames
+        so far). window=N: the mean over the head outputs of the last N frames only (the head's
+        state still carries everything before), so the prediction can follow an action that
+        changes. Inference only (no gradients); call it in eval mode. A head that cannot stream
+        raises NotImplementedError here, before any frame."""
+        self.check_streamable()
+        if window is not None and window < 1:
+            raise ValueError(f"VideoClassifier.stream: window must be None or >= 1, got {window}")
+        if torch.is_tensor(video):
+            if video.dim() != 5:
+                raise ValueError(f"VideoClassifier.stream expects video [B,T,3,H,W] or an iterable of "
+                                 f"frames [B,3,H,W], got a tensor of shape {tuple(video.shape)}")
+            video = video.unbind(1)
+        return self._stream(iter(video), window)
+
+    def _stream(self, frames, window):
+        state, total, shape = None, None, None
+        recent = collections.deque(maxlen=window) if window else None
+        for t, frame in enumerate(frames):
+            if not torch.is_tensor(frame) or frame.dim() != 4 or frame.shape[1] != 3:
+                raise ValueError(f"VideoClassifier.stream: frame {t} must be a tensor [B,3,H,W], got "
+                                 f"{tuple(frame.shape) if torch.is_tensor(frame) else type(frame).__name__}")
+            if shape is not None and frame.shape != shape:
+                raise ValueError(f"VideoClassifier.stream: frame {t} has shape {tuple(frame.shape)}, "
+                                 f"the stream started with {tuple(shape)}")
+            shape = frame.shape
+            with torch.no_grad():                     # entered and left within one frame, never across a yield
+                f = self.backbone(self.normalize(frame[:, None]))[:, 0]              # [B,C,h,w]
+                if isinstance(self.head, _FRAMEWISE):
+                    y = f
+                else:
+                    if state is None:
+                        state = self.head.allocate_state(f.shape[0], *f.shape[2:], f.device, f.dtype)
+                    y, state = self.head.step(f, state)                                   # [B,C,h,w]
+                pooled = y.mean(dim=(2, 3))                                           # [B,C]
+                if recent is None:
+                    total = pooled if total is None else total + pooled
+                    mean = total / (t + 1)
+                else:                                 # exact sum of at most `window` vectors: no drift
+                    recent.append(pooled)
+                    mean = torch.stack(tuple(recent)).mean(0)
+                logits = self.fc(self.dropout(self.norm(mean)))                        # [B,K]
+            yield logits
+
+
+_FRAMEWISE = (TSN, nn.Identity)          # heads that leave every frame as it is: nothing to carry
+# why the other registered heads cannot run one frame at a time
+_NOT_STREAMABLE = {
+    "attention": "temporal self-attention re-reads every frame of the window at each step and keeps "
+                 "no recurrent state",
+    "global_ssm": "it scans the clip's T·h·w tokens as one flattened sequence (streaming that scan is "
+                  "not implemented)",
+}

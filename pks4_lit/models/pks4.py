@@ -32,6 +32,7 @@ window (reach radius·dilation + 1 cells, see kinematic.py).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -39,7 +40,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from pks4_lit.models.kinematic import KinematicPriorEncoder
-from pks4_lit.ops import causal_conv1d, selective_scan
+from pks4_lit.ops import causal_conv1d, causal_conv1d_update, selective_scan, selective_state_update
 
 
 class _Scanner(nn.Module):
@@ -210,6 +211,70 @@ class PKS4(nn.Module):
             internals["delta_backward"] = self._to_grid(deltas[1], X)
         return Y, internals
 
+    # ---- streaming: one frame in, one frame out (Mamba's allocate_inference_cache / step) --------
+    def check_streamable(self) -> None:
+        """Raise NotImplementedError (saying why) if `step` cannot reproduce this module's forward."""
+        if self.bidirectional:
+            raise NotImplementedError(f"{type(self).__name__}(bidirectional=True) cannot stream: its "
+                                      "backward scanner reads frames that have not arrived yet")
+        if type(self).forward is not PKS4.forward:
+            raise NotImplementedError(f"{type(self).__name__} replaces PKS4.forward (it scans other "
+                                      "sequences than one per location), so PKS4.step does not apply")
+
+    def allocate_state(self, batch: int, h: int, w: int, device=None, dtype=torch.float32) -> "PKS4State":
+        """Zero state for `step` on frames [batch,dim,h,w]; one scanner per location, b = batch·h·w:
+        conv [b,d_inner,max(d_conv−1,1)] (the last inputs of the causal conv, oldest first; width 1
+        keeps one unused), ssm [b,d_inner,N] in fp32, prev = the previous frame's normalised
+        features for the priors (None before the first frame). Dtypes follow forward: the conv
+        state in the scan's compute dtype (fp32 on CPU unless float64, `dtype` on CUDA)."""
+        self.check_streamable()
+        device = torch.device(device if device is not None else self.in_proj.weight.device)
+        cdt = dtype if device.type == "cuda" or dtype == torch.float64 else torch.float32
+        sdt = torch.float64 if cdt == torch.float64 else torch.float32
+        b, scanner = batch * h * w, self.scanners[0]
+        width = scanner.conv1d.kernel_size[0] if scanner.conv1d is not None else 0
+        conv = torch.zeros(b, self.d_inner, max(width - 1, 1), device=device, dtype=cdt) if width else None
+        ssm = torch.zeros(b, self.d_inner, self.d_state, device=device, dtype=sdt)
+        return PKS4State(conv=conv, ssm=ssm, prev=None, shape=(batch, h, w))
+
+    def step(self, x: torch.Tensor, state: "PKS4State"):
+        """x [B,C,h,w], the next frame's features → (y [B,C,h,w], state updated in place). After
+        frames 0..t, y equals forward(X[:, :t+1])[:, t] (the head is causal in time)."""
+        if x.dim() != 4 or x.shape[1] != self.dim:
+            raise ValueError(f"PKS4(dim={self.dim}).step expects [B,{self.dim},h,w], got {tuple(x.shape)}")
+        B, C, h, w = x.shape
+        if (B, h, w) != state.shape:
+            raise ValueError(f"PKS4.step: frame {tuple(x.shape)} does not match the state's [B,h,w]={state.shape}")
+        xn = self.norm(x.permute(0, 2, 3, 1))                                   # [B,h,w,C]
+        p = None
+        if self.use_priors:
+            cur = xn.permute(0, 3, 1, 2)                                        # [B,C,h,w]
+            # the encoder's own forward on (X_{t-1}, X_t), or on X_0 alone for the first frame
+            pair = cur[:, None] if state.prev is None else torch.stack([state.prev, cur], 1)
+            P = self.priors(pair)[:, -1]                                        # [B,Cp,h,w]
+            p = P.permute(0, 2, 3, 1).reshape(B * h * w, -1)                    # [b,Cp]
+            state.prev = cur
+        u, z = self.in_proj(xn.reshape(B * h * w, C)).chunk(2, -1)              # [b,d] each
+        s = self.scanners[0]
+        cdt = state.ssm.dtype if not x.is_cuda else (state.conv.dtype if state.conv is not None else x.dtype)
+        with torch.autocast(x.device.type, enabled=False):                     # as _Scanner.forward
+            u, z = u.to(cdt), z.to(cdt)
+            if s.conv1d is not None:
+                u = causal_conv1d_update(u, state.conv, s.conv1d.weight.squeeze(1).to(cdt),
+                                         s.conv1d.bias.to(cdt), activation="silu")
+            else:
+                u = F.silu(u)
+            feats = u if p is None else torch.cat([u, p.to(cdt)], -1)           # [b,d+Cp]
+            dbc = F.linear(feats, s.x_proj.weight.to(cdt))                      # [b,R+2N]
+            dt, Bm, Cm = dbc.split([self.dt_rank, self.d_state, self.d_state], -1)
+            delta = F.linear(dt, s.dt_proj.weight.to(cdt))                      # [b,d]
+            y = selective_state_update(state.ssm, u, delta, -torch.exp(s.A_log.float()), Bm, Cm,
+                                       s.D.float(), z=z, dt_bias=s.dt_proj.bias.float(), dt_softplus=True)
+        if not torch.is_autocast_enabled(y.device.type):
+            y = y.to(self.out_proj.weight.dtype)
+        out = self.out_proj(y)                                                  # [b,C]
+        return x + out.reshape(B, h, w, C).permute(0, 3, 1, 2).to(x.dtype), state
+
 
 class SSM(PKS4):
     """PKS⁴'s scanners without kinematic priors: Δ, B, C from the input only (the `ssm` head)."""
@@ -221,3 +286,12 @@ class SSM(PKS4):
         super().__init__(dim, d_state=d_state, expand=expand, d_conv=d_conv, use_priors=False,
                          bidirectional=bidirectional, dt_rank=dt_rank, dt_min=dt_min, dt_max=dt_max,
                          dt_init_floor=dt_init_floor)
+
+
+@dataclass
+class PKS4State:
+    """What `PKS4.step` carries from one frame to the next (see `PKS4.allocate_state`)."""
+    conv: torch.Tensor | None           # [B·h·w, d_inner, max(d_conv−1,1)]; None when d_conv = 0
+    ssm: torch.Tensor                   # [B·h·w, d_inner, N]
+    prev: torch.Tensor | None           # [B,C,h,w] previous frame after LayerNorm (priors only)
+    shape: tuple[int, int, int]         # (B, h, w)
