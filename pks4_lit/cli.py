@@ -283,6 +283,8 @@ def _make_cli_class():
         # ---- checkpoints and run folders
         def before_instantiate_classes(self):
             sub = self.subcommand
+            if sub is None:  # run=False (pks4 cache): instantiate the configured classes only
+                return
             config = self.config[sub]
             self._as_given = config.clone()
             if sub == "fit" and config.ckpt_path == "last":
