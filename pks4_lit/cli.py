@@ -396,7 +396,7 @@ def _make_cli_class():
             trainer = super().instantiate_trainer(callbacks=callbacks, **kwargs)
             for callback in list(trainer.callbacks):
                 if isinstance(callback, SaveConfigCallback):
-                    if self.subcommand == "predict":
+                    if self.subcommand in ("predict", None):  # None: run=False (pks4 cache), nothing is run
                         trainer.callbacks.remove(callback)
                         continue
                     callback.config = self._saved_config()
