@@ -42,10 +42,9 @@ def _only_error_line(err: str) -> str:
 
 
 @pytest.mark.parametrize("flags, says", [
-    (["--model.head", "nope"], "unknown temporal head 'nope'"),
-    (["--model.freeze", "some"], "freeze must be one of"),
-    (["--model.head_kwargs.radiuss", "2"], "radiuss"),
-    (["--model.backbone", "no_such_net"], "unknown timm model 'no_such_net'"),
+    (["--model.net.init_args.head.init_args.radius", "-1"], "radius >= 0"),
+    (["--model.net.init_args.backbone.freeze", "some"], "freeze must be one of"),
+    (["--model.net.init_args.backbone.name", "no_such_net"], "unknown timm model 'no_such_net'"),
 ])
 def test_model_construction_errors_are_one_line(workdir, capsys, flags, says):
     assert _exit_code(["fit", "--config", "conf/tiny.yaml", *flags]) == 2
@@ -62,8 +61,8 @@ def test_missing_weights_name_the_command(workdir, capsys, monkeypatch):
 
     monkeypatch.setattr(offline_weights, "source_weights_path", not_installed)
     missing = workdir / "weights" / "lite0.pth"
-    code = _exit_code(["fit", "--config", "conf/tiny.yaml", "--model.backbone", "efficientnet_lite0",
-                       "--model.feature_index", "3", "--model.checkpoint_path", str(missing)])
+    code = _exit_code(["fit", "--config", "conf/tiny.yaml", "--model.net.init_args.backbone.name", "efficientnet_lite0",
+                       "--model.net.init_args.backbone.feature_index", "3", "--model.net.init_args.backbone.checkpoint_path", str(missing)])
     assert code == 2
     line = _only_error_line(capsys.readouterr().err)
     assert line.startswith("pks4: config error:") and f"python -m pks4_lit.models.offline_weights {missing}" in line
@@ -109,8 +108,8 @@ def test_class_count_mismatch_is_one_line(workdir, dataset, capsys):
 @pytest.mark.parametrize("switch", ["env", "flag"])
 def test_debug_switch_shows_the_traceback(workdir, monkeypatch, switch):
     monkeypatch.setenv("PKS4_DEBUG", "1" if switch == "env" else "0")  # restored after the test either way
-    with pytest.raises(ValueError, match="unknown temporal head"):
-        main((["--debug"] if switch == "flag" else []) + ["fit", "--config", "conf/tiny.yaml", "--model.head", "nope"])
+    with pytest.raises(ValueError, match="unknown timm model"):
+        main((["--debug"] if switch == "flag" else []) + ["fit", "--config", "conf/tiny.yaml", "--model.net.init_args.backbone.name", "no_such_net"])
 
 
 def test_help_lists_every_subcommand_and_version(capsys):
