@@ -149,7 +149,7 @@ class VideoReader:
         self.keyframes = [k - skip for k, i in enumerate(order) if keys[i] and k >= skip] or [0]
         self.num_frames = len(self.pts)
         self._frame_step = float(np.median([d for d in durations if d > 0] or [0]))  # one frame, in pts units
-        self.order = "output" if self._key in _BY_OUTPUT_ORDER else "pts"
+        self.order = "output" if self._key in _BY_OUTPUT_ORDER or not self.has_pts else "pts"
         self.seekable = self._key not in _NO_SEEK
         why = self.order == "pts" and self._output_order_reason(times, dts)
         if why:
@@ -157,8 +157,6 @@ class VideoReader:
             self._note_once(f"video {self.id}: {why}: {_CONSEQUENCE['output']}")
 
     def _output_order_reason(self, times, dts) -> str | None:
-        if not self.has_pts:
-            return None  # counted in output order anyway (see _decode_group)
         if not self.stream.codec_context.has_b_frames:
             return None
         if "avi" in self.container.format.name.split(","):
@@ -208,7 +206,7 @@ class VideoReader:
         """Groups (start frame to seek to, sorted wanted frames) for `frames`; one group = linear."""
         wanted = sorted(set(frames))
         linear = [(0, wanted)]
-        if mode == "linear" or self.order == "output" or not self.seekable or not self.has_pts:
+        if mode == "linear" or self.order == "output" or not self.seekable:
             return linear
         groups: list[tuple[int, list[int]]] = []
         for f in wanted:
@@ -248,7 +246,7 @@ class VideoReader:
 
     def _decode_group(self, start: int, group: list[int], got: dict, short_side: int | None):
         todo, last = set(group), group[-1]
-        by_output = self.order == "output" or not self.has_pts
+        by_output = self.order == "output"
         prev_pts, prev_j, settle, checked = None, start - 1, 0, start == 0
         try:
             if by_output:
@@ -305,10 +303,17 @@ class VideoReader:
 
     def _rewind(self):
         """Back to the first packet (output order counts from there; pts[0] may not be the first packet)."""
-        if self._start is not None:
-            self.container.seek(self._start, stream=self.stream, backward=True, any_frame=False)
-        else:
-            self.container.seek(0, backward=True)
+        try:
+            if self._start is not None:
+                self.container.seek(self._start, stream=self.stream, backward=True, any_frame=False)
+            else:
+                self.container.seek(0, backward=True)
+        except av.error.FFmpegError:  # not seekable (raw streams): open the file again
+            threads = self.stream.codec_context.thread_count
+            self.container.close()
+            self.container = av.open(str(self.path), metadata_errors="ignore")
+            self.stream = self.container.streams.video[0]
+            self.stream.codec_context.thread_count = threads
 
     def _distrust(self, what: str, why: str):
         """Remember for this file (this process) to index by output order / not to seek; decode again."""

@@ -25,6 +25,7 @@ def files(tmp_path_factory):
         "mp4_bframes": h264,
         "open_gop_start": hard.open_gop_start(hard.h264_bframes(d / "og.mp4", open_gop=True), d / "og_cut.mp4", 2),
         "cut_avi": hard.cut_avi(d / "cut.avi", fraction=0.4),
+        "raw_h264": hard.encode(d / "raw.h264", "libx264", 48, {"bf": "2"}, bf=2, fmt="h264"),  # no timestamps at all
     }
 
 
@@ -77,7 +78,7 @@ def test_the_files_really_are_the_hard_cases(files):
 
 
 # ------------------------------------------------------------------------------ exact frames
-@pytest.mark.parametrize("name", ["packed_avi", "mp4_no_ctts", "mp4_bframes", "open_gop_start"])
+@pytest.mark.parametrize("name", ["packed_avi", "mp4_no_ctts", "mp4_bframes", "open_gop_start", "raw_h264"])
 @pytest.mark.parametrize("mode", MODES)
 def test_every_mode_and_sampler_matches_output_order(files, name, mode):
     check_every_mode(files[name], modes=[mode])
