@@ -11,7 +11,8 @@ Implementations timed (`--impls`):
   ref      pks4_lit's sequential reference (selective_scan_ref)
   fused    mamba-ssm's selective_scan_fn (CUDA only, when importable)
 Each figure is the median (and min: the better estimate on a machine shared with other jobs)
-of `--repeats` timed runs after one warm-up run. The result also reports the largest output
+of `--repeats` timed runs after one warm-up run, and the least process CPU time (`cpu_min_s`: with
+one thread, the run's own compute, less inflated by other jobs than wall time). The result also reports the largest output
 difference of every implementation from `torch`, and an effective bandwidth: the bytes a fused
 kernel must move at least (`min_io_mb`: inputs read in forward and backward, gy read, y and the
 gradients written) over the time, to compare with the device's memory bandwidth.
@@ -93,18 +94,19 @@ def _fn(impl):
 
 def _time_one(fn, inputs, gy, repeats, sync):
     leaves = [x.detach().requires_grad_() for x in inputs]
-    times, y = [], None
+    times, cpu, y = [], [], None
     for i in range(repeats + 1):                                         # first run = warm-up
         for x in leaves:
             x.grad = None
         sync()
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         y = fn(*leaves)
         y.backward(gy)
         sync()
         if i:
             times.append(time.perf_counter() - t0)
-    return statistics.median(times), times, y.detach().float()
+            cpu.append(time.process_time() - c0)
+    return statistics.median(times), times, min(cpu), y.detach().float()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -159,11 +161,12 @@ def run(args) -> dict:
             try:
                 if is_cuda:
                     torch.cuda.reset_peak_memory_stats(device)
-                med, times, outs[impl] = _time_one(_fn(impl), inputs, gy, args.repeats, sync)
+                med, times, cpu_min, outs[impl] = _time_one(_fn(impl), inputs, gy, args.repeats, sync)
             except Exception as e:                                       # e.g. fused unavailable
                 row[impl] = {"error": f"{type(e).__name__}: {e}"}
                 continue
             row[impl] = {"median_s": round(med, 4), "min_s": round(min(times), 4),
+                         "cpu_min_s": round(cpu_min, 4),
                          "runs_s": [round(t, 4) for t in times],
                          "effective_gb_s": round(io_bytes / med / 1e9, 2)}
             if is_cuda:
