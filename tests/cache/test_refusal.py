@@ -17,11 +17,12 @@ from pks4_lit.cache.store import StoreError
 from pks4_lit.cache.write import write_store
 
 
-def attach(dm, model: nn.Module, precision: str = "32-true", hparams: dict | None = None):
+def attach(dm, model: nn.Module, precision: str = "32-true", hparams: dict | None = None, rank: int = 0,
+           world_size: int = 1):
     """What a Trainer gives the datamodule: the LightningModule, its precision, rank and world size."""
     module = nn.ModuleDict({"model": model})
     module.hparams = hparams or {}
-    dm.trainer = SimpleNamespace(lightning_module=module, precision=precision, global_rank=0, world_size=1)
+    dm.trainer = SimpleNamespace(lightning_module=module, precision=precision, global_rank=rank, world_size=world_size)
     return dm
 
 
@@ -38,6 +39,16 @@ def test_the_matching_configuration_reads_the_store(synth, store):
     attach(dm, classifier(dm.num_classes))
     batch = next(iter(dm.val_dataloader()))
     assert set(batch) == {"features", "label", "index"} and batch["features"].shape == (4, 1, 4, 32, 4, 4)
+
+
+def test_ddp_ranks_get_disjoint_shards_through_the_datamodule(synth, store):
+    seen = []
+    for rank in range(2):
+        dm = attach(datamodule(synth, features=str(store)), classifier(8), rank=rank, world_size=2)
+        loader = dm.val_dataloader()
+        assert loader.sampler.rank == rank and loader.sampler.num_replicas == 2
+        seen.append([i for batch in loader for i in batch["index"].tolist()])
+    assert not set(seen[0]) & set(seen[1]) and sorted(seen[0] + seen[1]) == list(range(8))
 
 
 @pytest.mark.parametrize("change, field", [
