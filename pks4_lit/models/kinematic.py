@@ -41,10 +41,11 @@ Computation: S_t and D_t(p, d) = <x_t(p), (x_t − x_{t-1})(p − d)> (normalise
 M_t = S_t − D_t. For a static pair D_t is exactly 0, so M_t equals S_t bit for bit and the two
 soft-argmaxes cancel exactly (two separately computed volumes would differ in the last bits).
 Both volumes come from one batched matmul of per-frame Gram matrices x_t · [x_t; x_t − x_{t-1}]ᵀ
-over all h·w positions, from which the (2r+1)² window is gathered: on the small maps of a
-frozen backbone (6×6, 7×7) this costs h·w instead of (2r+1)² products per location but is one
-BLAS call instead of (2r+1)² strided passes (`pks4 bench correlation` measures the candidates).
-Maps with h·w > GRAM_MAX_RATIO·(2r+1)² use (2r+1)² shifted products over zero-padded maps.
+over all h·w positions, from which the (2r+1)² window is gathered. That costs h·w instead of
+(2r+1)² products per location, but it is one BLAS call instead of (2r+1)² strided passes, and it
+won on every map measured (`pks4 bench correlation`: 6×6 to 14×14, r = 1 and 3, 1.8–127× faster
+than shifted products, forward + backward, fp32 CPU). Maps with h·w > GRAM_MAX_POSITIONS (not
+measured; the Gram grows as (h·w)²) use (2r+1)² shifted products over zero-padded maps.
 
 Spatial reach: an output cell depends on inputs within radius·dilation cells of it (correlation),
 plus one more cell through the boundary's central differences: radius·dilation + 1 in total.
@@ -58,7 +59,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-GRAM_MAX_RATIO = 4  # Gram when h·w ≤ this × (2r+1)²: measured faster up to there (bench correlation)
+GRAM_MAX_POSITIONS = 196  # Gram when h·w ≤ this: measured faster on every map up to 14×14 (bench correlation)
 
 
 class KinematicPriorEncoder(nn.Module):
@@ -110,13 +111,18 @@ class KinematicPriorEncoder(nn.Module):
             self._windows[key] = (idx.to(device), valid.to(device))
         return self._windows[key]
 
+    def uses_gram(self, h: int, w: int) -> bool:
+        """Whether volumes() on an h×w map is one Gram matmul (a FLOP counter sees it: 2·2·N·(hw)²·C
+        forward) or (2r+1)² shifted products (pointwise work: 2·2·N·hw·(2r+1)²·C, not seen)."""
+        return h * w <= GRAM_MAX_POSITIONS
+
     def volumes(self, cur: torch.Tensor, delta: torch.Tensor, h: int, w: int) -> torch.Tensor:
         """cur, delta [N,h·w,C] → [2,N,h·w,K]: S(p,d) = <cur(p), cur(p − d)> and
         D(p,d) = <cur(p), delta(p − d)>; 0 at invalid offsets."""
         idx, valid = self.window(h, w, cur.device)
-        N, K = cur.shape[0], idx.shape[1]
+        N = cur.shape[0]
         keys = torch.stack([cur, delta])                                             # [2,N,hw,C]
-        if h * w <= GRAM_MAX_RATIO * K:                  # one Gram per frame, window gathered from it
+        if self.uses_gram(h, w):                         # one Gram per frame, window gathered from it
             G = torch.matmul(cur, keys.transpose(-1, -2))                            # [2,N,hw,hw]
             vol = G.gather(3, idx.expand(2, N, -1, -1))                              # [2,N,hw,K]
         else:

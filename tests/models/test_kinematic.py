@@ -101,7 +101,9 @@ def smooth_field(C, h, w, T, step, angle_deg=0.0, seed=0, freq=0.8, n_waves=64):
 
 @pytest.mark.parametrize("radius,dilation", [(1, 1), (3, 1), (1, 2)])
 @pytest.mark.parametrize("features", ["random", "smooth"])
-def test_static_clip_reads_exactly_zero_motion_everywhere(radius, dilation, features):
+@pytest.mark.parametrize("path", ["gram", "shifted"])
+def test_static_clip_reads_exactly_zero_motion_everywhere(radius, dilation, features, path, monkeypatch):
+    monkeypatch.setattr(kinematic, "GRAM_MAX_POSITIONS", 10**9 if path == "gram" else 0)
     torch.manual_seed(0)
     X0 = torch.randn(2, 1, 24, 6, 7) if features == "random" else smooth_field(24, 6, 7, 1, 0.0).expand(2, -1, -1, -1, -1)
     X = X0.repeat(1, 5, 1, 1, 1)                                    # the same frame 5 times
@@ -153,7 +155,7 @@ def test_whole_cell_shift_is_recovered_on_self_similar_features(radius, step):
 def test_correlation_volumes_match_the_shifted_product_reference(h, w, radius, dilation, path, monkeypatch):
     """Both paths that compute the volumes (Gram + gather on small maps, shifted products on large
     ones): values and gradients match a float64 shifted-products reference."""
-    monkeypatch.setattr(kinematic, "GRAM_MAX_RATIO", 10**9 if path == "gram" else 0)
+    monkeypatch.setattr(kinematic, "GRAM_MAX_POSITIONS", 10**9 if path == "gram" else 0)
     enc = KinematicPriorEncoder(16, radius=radius, dilation=dilation)
     idx, valid = enc.window(h, w, "cpu")
     g = torch.Generator().manual_seed(0)
@@ -177,3 +179,17 @@ def test_correlation_volumes_match_the_shifted_product_reference(h, w, radius, d
         results.append((v.detach().double(), f.grad.double(), d.grad.double()))
     for a, b in zip(*results):
         torch.testing.assert_close(b, a, atol=1e-5, rtol=0)
+
+
+def test_bench_candidates_compute_the_encoders_volumes():
+    """`pks4 bench correlation` times the same computation as the encoder, whichever way."""
+    from pks4_lit.bench import correlation as bench
+
+    enc = KinematicPriorEncoder(16, radius=2)
+    f = F.normalize(torch.randn(3, 30, 16), dim=-1)
+    keys = torch.stack([f, torch.randn(3, 30, 16)])
+    expect = enc.volumes(f, keys[1], 5, 6)
+    for name, fn in bench.CANDIDATES.items():
+        torch.testing.assert_close(bench.masked(fn, f, keys, 5, 6, 2), expect, atol=1e-6, rtol=0, msg=name)
+    out = bench.run_config(N=2, C=16, size=4, r=1, reps=1, names=list(bench.CANDIDATES))
+    assert set(out["ms"]) == set(bench.CANDIDATES) and out["fastest"] in bench.CANDIDATES
