@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from weakref import proxy
 
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter, ModelCheckpoint
@@ -19,9 +20,11 @@ class AtomicModelCheckpoint(ModelCheckpoint):
 
     * Files are never half-written: saved to `<file>.tmp`, then renamed (`os.replace` is atomic on
       POSIX), so a run killed even with SIGKILL keeps the previous complete `last.ckpt` and
-      `pks4 fit --ckpt_path last` can always resume.
-    * `last_every_n_train_steps=N` (0 = off) also saves `last.ckpt` every N optimiser steps, so a kill
-      mid-epoch loses at most N steps; the best-by-monitor checkpoint is still chosen at validation.
+      `pks4 fit --ckpt_path last` can always resume. Loggers hear of a checkpoint (`after_save_checkpoint`)
+      only once it is in place under its final name.
+    * `last_every_n_train_steps=N` (0 = off) also saves `last.ckpt` every N optimiser steps (once per
+      step, also with gradient accumulation), so a kill mid-epoch loses at most N steps; the
+      best-by-monitor checkpoint is still chosen at validation.
     * `enable_version_counter` defaults to False here: `best.ckpt`/`last.ckpt` keep stable names.
     """
 
@@ -30,23 +33,37 @@ class AtomicModelCheckpoint(ModelCheckpoint):
         if last_every_n_train_steps < 0:
             raise ValueError(f"last_every_n_train_steps must be >= 0, got {last_every_n_train_steps}")
         self.last_every_n_train_steps = last_every_n_train_steps
+        self._last_step_refreshed = -1
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        super().on_train_start(trainer, pl_module)
+        self._last_step_refreshed = trainer.global_step  # a resumed run's first save is after its next step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-        n = self.last_every_n_train_steps
-        if n and self.save_last and trainer.global_step % n == 0 and not self._should_skip_saving_checkpoint(trainer):
-            already_saved = self._last_global_step_saved
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-            # not a "save at this step" for the parent: the epoch-end best/last save at the same step must run
-            self._last_global_step_saved = already_saved
+        n, step = self.last_every_n_train_steps, trainer.global_step
+        # with gradient accumulation several batches end at the same global step: one save per step
+        if (not n or not self.save_last or step % n or step == self._last_step_refreshed
+                or self._should_skip_saving_checkpoint(trainer)):
+            return
+        self._last_step_refreshed = step
+        already_saved = self._last_global_step_saved
+        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        # not a "save at this step" for the parent: the epoch-end best/last save at the same step must run
+        self._last_global_step_saved = already_saved
 
     def _save_checkpoint(self, trainer, filepath: str) -> None:
+        # ModelCheckpoint._save_checkpoint, with the write going through `<file>.tmp`
         tmp = f"{filepath}.tmp"
-        super()._save_checkpoint(trainer, tmp)
+        trainer.save_checkpoint(tmp, self.save_weights_only)
         if trainer.is_global_zero and os.path.exists(tmp):
             os.replace(tmp, filepath)
         trainer.strategy.barrier("atomic_checkpoint")
+        self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(proxy(self))
 
 
 class PredictionPrinter(BasePredictionWriter):

@@ -3,8 +3,12 @@
     pks4 fit|validate|test|predict --config conf/...yaml [--key.sub value ...]   (LightningCLI)
     pks4 synth ROOT [...]                                                     (embedded dataset)
     pks4 bench [NAME|all] [...]                                               (benchmarks, JSON)
+    pks4 cache --config C [--views K] [--out DIR]                             (frozen-feature store)
+    pks4 stream --config C --ckpt_path X VIDEO                                (per-frame predictions)
+    pks4 --help | --version;  pks4 --debug ... or PKS4_DEBUG=1: full tracebacks
 
-`synth` and `bench` are dispatched with argparse before LightningCLI sees the arguments.
+Every subcommand is one row of `COMMANDS`; rows without a runner go to LightningCLI, the others
+(an `add_arguments`/`run` module, or a function) are dispatched before LightningCLI sees the arguments.
 
 LightningCLI is used with the fixed classes PKS4Module and VideoDataModule (not subclass mode:
 errors stay readable), `parser_mode="omegaconf"`, and `data.num_classes`/`data.class_names` linked
@@ -12,39 +16,52 @@ into the model. What this file adds on top of it:
   * defaults: TensorBoard logs under `runs/<config dir>/<config name>/version_N`, a crash-safe
     checkpoint callback (`checkpoint:` keys: best.ckpt by val/top1 + last.ckpt every epoch and every
     N steps), a learning-rate monitor (`lr_monitor:` keys), a Rich progress bar on a terminal (TQDM
-    otherwise);
-  * `--ckpt_path last` (fit) resumes the latest run of this config in its own version directory, so
-    logs and checkpoints continue where they stopped; `--ckpt_path best|last` (validate/test/predict)
-    picks that run's best/last checkpoint;
+    otherwise) that names the run version;
+  * `--ckpt_path last` (fit) resumes the latest run of this config in its own version directory;
+    `--ckpt_path best` (validate/test/predict) takes the best checkpoint by the monitored metric
+    across this config's runs, `last` the newest last.ckpt; the file and its score are printed;
+  * validate/test log into the run whose checkpoint they evaluate (no new version_N; their config is
+    saved there as config_<subcommand>.yaml); predict logs nothing; a run that fails before writing
+    a checkpoint leaves no folder behind, one that fails later is marked with a FAILED file;
+  * the config.yaml of a resumed run is the config as given (no pinned version or checkpoint file),
+    so re-running it starts a fresh run like the original's config.yaml does;
   * validate/test/predict refuse to run on random weights unless `--allow_random_weights true`;
-  * dataset problems and non-finite losses end with one clear line instead of a traceback.
+  * one line and exit code 2 for config mistakes (a typo'd key, with a did-you-mean), model
+    construction errors raised by our own code, dataset problems; non-finite losses end with one line;
+  * the warnings every run would print that say nothing about this run are filtered.
 """
 from __future__ import annotations
 
-import glob
+import copy
+import difflib
 import importlib
 import os
 import pkgutil
+import re
+import shutil
 import sys
+import time
+import traceback
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from pks4_lit.command import print_json, run_command
+from pks4_lit.command import debug_enabled, print_json, run_and_print, run_command
+from pks4_lit.console import default_progress_bar, filter_expected_output
+from pks4_lit.runs import (FAILED_MARKER, best_checkpoint, class_count_mismatch, latest_checkpoint, mark_failed,
+                           run_dir_of, tensorboard_args)
 
 RUNS_DIR = "runs"
 EVAL_SUBCOMMANDS = ("validate", "test", "predict")
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class ConfigError(Exception):
+    """A mistake in the configuration, reported as `pks4: config error: <message>` (exit code 2)."""
 
 
 # ---------------------------------------------------------------------------- synth / bench
-def _synth(argv: list[str]) -> int:
-    from pks4_lit.data import synthetic
-
-    result = run_command(synthetic, "pks4 synth", argv)
-    if result is not None:
-        print_json(result)
-    return 0
-
-
 def bench_names() -> list[str]:
     import pks4_lit.bench as bench
 
@@ -60,15 +77,87 @@ def _bench(argv: list[str]) -> int:
     if name not in names + ["all"]:
         print(f"pks4 bench: error: unknown benchmark {name!r}; choose from {names + ['all']}", file=sys.stderr)
         return 2
+    if name != "all":
+        return _timed(name, 1, 1, lambda: run_and_print(importlib.import_module(f"pks4_lit.bench.{name}"),
+                                                          f"pks4 bench {name}", rest))
     results = {}
-    for bench_name in names if name == "all" else [name]:
+    for i, bench_name in enumerate(names, 1):
         module = importlib.import_module(f"pks4_lit.bench.{bench_name}")
-        results[bench_name] = run_command(module, f"pks4 bench {bench_name}", rest if name != "all" else [])
-    print_json(results[name] if name != "all" else results)
+        results[bench_name] = _timed(bench_name, i, len(names),
+                                     lambda: run_command(module, f"pks4 bench {bench_name}", []))
+    print_json(results)
     return 0
 
 
-# ---------------------------------------------------------------------------- LightningCLI
+def _timed(name: str, i: int, n: int, fn: Callable):
+    """Progress of `pks4 bench` on stderr: which benchmark runs, and how long it took."""
+    print(f"pks4 bench: [{i}/{n}] {name} ...", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    out = fn()
+    print(f"pks4 bench: [{i}/{n}] {name} done in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    return out
+
+
+# ---------------------------------------------------------------------------- the subcommand table
+@dataclass(frozen=True)
+class Command:
+    """One `pks4 NAME`: a LightningCLI subcommand (neither runner), an `add_arguments`/`run` module
+    (its JSON result printed), or a function of the remaining arguments returning the exit code."""
+    help: str
+    module: str | None = None
+    function: Callable[[list[str]], int] | None = None
+
+    def __call__(self, name: str, argv: list[str]) -> int:
+        if self.function is not None:
+            return self.function(argv)
+        return run_and_print(importlib.import_module(self.module), f"pks4 {name}", argv)
+
+
+COMMANDS: dict[str, Command] = {
+    "fit": Command("train (LightningCLI: --config conf/...yaml [--key.sub value ...] [--ckpt_path last])"),
+    "validate": Command("evaluate a checkpoint on the validation split (--ckpt_path FILE|best|last)"),
+    "test": Command("evaluate a checkpoint on the test split (--ckpt_path FILE|best|last)"),
+    "predict": Command("print the top classes of videos (--ckpt_path ... --data.predict_paths VIDEO ...)"),
+    "synth": Command("write the embedded synthetic dataset in the SSv2 layout (pks4 synth ROOT)",
+                     module="pks4_lit.data.synthetic"),
+    "bench": Command("benchmarks, printed as JSON (pks4 bench NAME|all)", function=_bench),
+    "cache": Command("write the frozen-feature store of a config (pks4 cache --config C [--views K] [--out DIR])",
+                     function=lambda argv: _cache(argv)),
+    "stream": Command("per-frame predictions of a video, one frame in, one prediction out "
+                      "(pks4 stream --config C --ckpt_path X VIDEO)", function=lambda argv: _stream(argv)),
+}
+
+
+def _cache(argv: list[str]) -> int:
+    from pks4_lit.cache.command import main as cache_main
+
+    return cache_main(argv)
+
+
+def _stream(argv: list[str]) -> int:
+    from pks4_lit import stream
+
+    return stream.main(argv)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pks4_lit")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _help() -> str:
+    width = max(map(len, COMMANDS))
+    rows = "\n".join(f"  {name:<{width}}  {command.help}" for name, command in COMMANDS.items())
+    return (f"usage: pks4 [--version] [--debug] {{{','.join(COMMANDS)}}} ...\n\n"
+            f"PKS4 video action recognition (pks4_lit {_version()})\n\ncommands:\n{rows}\n\n"
+            f"`pks4 COMMAND --help` lists a command's options. --debug (or PKS4_DEBUG=1) shows full tracebacks.")
+
+
+# ---------------------------------------------------------------------------- runs
 def _config_run_name(argv: list[str]) -> str:
     """runs/<name>: `synthetic/pks4` for `--config conf/synthetic/pks4.yaml` (the last --config wins)."""
     configs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("--config", "-c")]
@@ -79,31 +168,83 @@ def _config_run_name(argv: list[str]) -> str:
     return f"{path.parent.name}/{path.stem}" if path.parent.name not in ("", ".", "conf") else path.stem
 
 
-def _latest_checkpoint(run_root: str, filename: str) -> Path | None:
-    """The most recently written `<run_root>/version_*/checkpoints/<filename>`."""
-    found = [Path(p) for p in glob.glob(os.path.join(glob.escape(run_root), "version_*", "checkpoints", filename))]
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+# ---------------------------------------------------------------------------- errors
+def _raised_in_package(err: BaseException) -> bool:
+    """Raised by pks4_lit's own code (the innermost frame is ours), not by a dependency."""
+    frames = traceback.extract_tb(err.__traceback__)
+    return bool(frames) and os.path.abspath(frames[-1].filename).startswith(PACKAGE_DIR + os.sep)
 
 
-def _default_progress_bar():
-    from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
-
-    interactive = sys.stdout.isatty() and not os.environ.get("CI")
-    if interactive:
-        try:
-            import rich  # noqa: F401
-            return RichProgressBar()
-        except ImportError:
-            pass
-    return TQDMProgressBar(refresh_rate=1 if interactive else 50)
+def _last_line(err: BaseException) -> str:
+    """The error's own message; errors re-raised from DataLoader workers carry a whole traceback."""
+    lines = [line for line in str(err).strip().splitlines() if line.strip()]
+    last = lines[-1] if lines else type(err).__name__
+    return last.split("Error: ", 1)[1] if len(lines) > 1 and "Error: " in last else last
 
 
+def _fail(message: str) -> None:
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _parser_keys(parser) -> list[str]:
+    keys = []
+    for action in parser._actions:
+        if action.dest and action.dest not in ("help", "config") and not action.dest.startswith("_"):
+            keys.append(action.dest)
+    return keys
+
+
+def _did_you_mean(message: str, keys: list[str]) -> str:
+    """` (did you mean 'model.d_model'?)` for the unknown key a jsonargparse message names, else ''."""
+    bad = re.findall(r"(?:--|option ')([A-Za-z_][\w.]*)", message) or re.findall(r"[Kk]ey '?\"?([A-Za-z_][\w.]*)", message)
+    for key in bad:
+        parent = key.rpartition(".")[0]
+        siblings = {k.rpartition(".")[2]: k for k in keys if k.rpartition(".")[0] == parent}
+        close = [siblings[c] for c in difflib.get_close_matches(key.rpartition(".")[2], siblings, n=1, cutoff=0.6)]
+        close = close or difflib.get_close_matches(key, keys, n=1, cutoff=0.8)
+        if close and close[0] != key:
+            return f" (did you mean {close[0]!r}?)"
+    return ""
+
+
+# ---------------------------------------------------------------------------- LightningCLI
 def _make_cli_class():
-    from lightning.pytorch.callbacks import LearningRateMonitor
+    from argparse import ArgumentError
+
+    from lightning.pytorch.callbacks import Callback, LearningRateMonitor
     from lightning.pytorch.callbacks.progress import ProgressBar
-    from lightning.pytorch.cli import LightningCLI
+    from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
     from pks4_lit.callbacks import AtomicModelCheckpoint, PredictionPrinter
+    from pks4_lit.data.annotations import DatasetError
+
+    construction_errors = (ValueError, FileNotFoundError, TypeError)
+
+    def is_config_error(err: BaseException) -> bool:
+        """A construction error raised by our own code (a dataset error is reported as such, by main)."""
+        return (isinstance(err, construction_errors) and not isinstance(err, DatasetError)
+                and not debug_enabled() and _raised_in_package(err))
+
+    class _RunStarted(Callback):
+        """Tells construction-time errors (before the first batch) from errors of a running loop."""
+        started = False
+
+        def on_sanity_check_start(self, trainer, pl_module):
+            self.started = True
+
+        def on_train_batch_start(self, *args):
+            self.started = True
+
+        on_validation_batch_start = on_test_batch_start = on_predict_batch_start = on_train_batch_start
+
+    class _LogAtCheckpointStep(Callback):
+        """validate/test: metrics land at the evaluated checkpoint's step and epoch, next to its training curves."""
+
+        def on_load_checkpoint(self, trainer, pl_module, checkpoint):
+            trainer.fit_loop.epoch_loop._batches_that_stepped = int(checkpoint.get("global_step", 0))
+            trainer.fit_loop.epoch_progress.current.completed = int(checkpoint.get("epoch", 0))
 
     class PKS4CLI(LightningCLI):
         def add_arguments_to_parser(self, parser):
@@ -120,32 +261,54 @@ def _make_cli_class():
             parser.add_argument("--allow_random_weights", type=bool, default=False,
                                 help="validate/test/predict: allow running without --ckpt_path (random weights)")
 
+        # ---- parsing: one line per mistake
+        def init_parser(self, **kwargs):
+            parser = super().init_parser(**kwargs)
+            parser.exit_on_error = False  # errors raise; parse_arguments reports them in one line
+            parser.allow_abbrev = False   # `--trainer.max_epoch` is a typo, not `--trainer.max_epochs`
+            return parser
+
+        def parse_arguments(self, parser, args):
+            try:
+                super().parse_arguments(parser, args)
+            except ArgumentError as err:
+                if debug_enabled():
+                    raise
+                words = args if isinstance(args, list) else sys.argv[1:]
+                sub = next((a for a in words if a in self._subcommand_parsers), None)
+                keys = _parser_keys(self._subcommand_parsers[sub]) if sub else []
+                message = " ".join(str(err).split())
+                _fail(f"pks4{' ' + sub if sub else ''}: error: {message}{_did_you_mean(message, keys)}")
+
+        # ---- checkpoints and run folders
         def before_instantiate_classes(self):
             sub = self.subcommand
+            if sub is None:  # run=False (pks4 cache): instantiate the configured classes only
+                return
             config = self.config[sub]
+            self._as_given = config.clone()
             if sub == "fit" and config.ckpt_path == "last":
                 self._resolve_resume(config)
             if sub in EVAL_SUBCOMMANDS:
                 if config.ckpt_path in ("best", "last"):
                     self._resolve_eval_checkpoint(config)
+                    config = self.config[sub]  # re-parsed with the checkpoint's hyper-parameters
                 if not config.ckpt_path and not config.allow_random_weights:
                     _fail(f"pks4 {sub}: no --ckpt_path given: this would {sub} a model with random weights. "
-                          f"Pass --ckpt_path FILE (or best/last for this config's latest run), or "
+                          f"Pass --ckpt_path FILE (or best/last for this config's runs), or "
                           f"--allow_random_weights true if that is really what you want.")
+                self._log_into_checkpoint_run(config)
 
         def _tensorboard_root(self, config) -> str | None:
-            logger = config.trainer.logger
-            if not hasattr(logger, "class_path") or not logger.class_path.endswith("TensorBoardLogger"):
-                return None
-            args = logger.init_args
-            return os.path.join(str(args.save_dir), str(args.name or ""))
+            args = tensorboard_args(config)
+            return None if args is None else os.path.join(str(args.save_dir), str(args.name or ""))
 
         def _resolve_resume(self, config):
             """`fit --ckpt_path last`: continue the latest run of this config in its own version dir."""
             root = self._tensorboard_root(config)
             if root is None or config.checkpoint.dirpath:
                 return  # a fixed checkpoint dirpath: Lightning's own "last" lookup works
-            last = _latest_checkpoint(root, "last.ckpt")
+            last = latest_checkpoint(root, "last.ckpt")
             if last is None:
                 print(f"pks4 fit: no last.ckpt under {root}/version_*/checkpoints: starting from scratch",
                       file=sys.stderr)
@@ -153,44 +316,129 @@ def _make_cli_class():
                 return
             config.trainer.logger.init_args.version = last.parent.parent.name
             config.ckpt_path = str(last)
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
             print(f"pks4 fit: resuming from {last}", file=sys.stderr)
 
         def _resolve_eval_checkpoint(self, config):
-            which = config.ckpt_path
+            which, sub = config.ckpt_path, self.subcommand
             root = self._tensorboard_root(config)
-            found = _latest_checkpoint(root, f"{which}.ckpt") if root else None
-            if found is None:
-                _fail(f"pks4 {self.subcommand}: --ckpt_path {which}: no {which}.ckpt under "
-                      f"{root or 'the logger directory'}/version_*/checkpoints; pass a checkpoint file")
+            where = f"{root or 'the logger directory'}/version_*/checkpoints"
+            if which == "last":
+                found = latest_checkpoint(root, "last.ckpt") if root else None
+                note = "the newest last.ckpt"
+            else:
+                monitor, mode = config.checkpoint.monitor, config.checkpoint.mode
+                best = best_checkpoint(root, monitor, mode) if root and monitor else None
+                found = best and best[0]
+                if best and best[1] is None:
+                    note = f"no run records {monitor}: the newest of {best[2]} best.ckpt"
+                elif best:
+                    note = f"{monitor} = {best[1]:.4f}, the {mode} over {best[2]} run{'s' * (best[2] > 1)}"
+            if not found:
+                _fail(f"pks4 {sub}: --ckpt_path {which}: no {which}.ckpt under {where}; pass a checkpoint file")
             config.ckpt_path = str(found)
-            print(f"pks4 {self.subcommand}: using {found}", file=sys.stderr)
+            print(f"pks4 {sub}: using {found} ({note})", file=sys.stderr)
             self._parse_ckpt_path()  # model hyper-parameters from the checkpoint, as for a file path
+
+        def _log_into_checkpoint_run(self, config):
+            """validate/test write into the run folder of the checkpoint they evaluate; predict logs nothing."""
+            args = tensorboard_args(config)
+            if args is None:
+                return
+            if self.subcommand == "predict":
+                config.trainer.logger = False
+                return
+            run = run_dir_of(config.ckpt_path) if config.ckpt_path else None
+            if run is not None:
+                args.save_dir, args.name, args.version = str(run.parent.parent), run.parent.name, run.name
+            args.default_hp_metric = False  # an evaluation must not overwrite the run's hp_metric with -1
+
+        def _saved_config(self):
+            """What config.yaml records: the config as given, except an evaluated checkpoint's resolved file."""
+            saved = self.config[self.subcommand].clone()
+            given = self._as_given
+            if hasattr(saved.trainer.logger, "init_args") and hasattr(given.trainer.logger, "init_args"):
+                saved.trainer.logger = copy.deepcopy(given.trainer.logger)
+            if self.subcommand == "fit":
+                saved.ckpt_path = given.ckpt_path if given.ckpt_path != "last" else None
+            return saved
+
+        def after_instantiate_classes(self):
+            ckpt_path = self.config[self.subcommand].get("ckpt_path") if self.subcommand else None
+            if ckpt_path and os.path.isfile(ckpt_path):
+                problem = class_count_mismatch(ckpt_path, self.datamodule)
+                if problem:
+                    raise ConfigError(problem)
+
+        # ---- the trainer
+        def instantiate_classes(self):
+            try:
+                super().instantiate_classes()
+            except (*construction_errors, MisconfigurationException) as err:
+                if is_config_error(err) or (isinstance(err, MisconfigurationException) and not debug_enabled()):
+                    raise ConfigError(_last_line(err)) from err
+                raise
 
         def instantiate_trainer(self, **kwargs):
             trainer_config = self._get(self.config_init, "trainer", default={})
             callbacks = list(trainer_config.get("callbacks") or [])
+            self._run_started = _RunStarted()
+            callbacks.append(self._run_started)
+            if self.subcommand in ("validate", "test"):
+                callbacks.append(_LogAtCheckpointStep())
             if self.subcommand == "predict":  # printed predictions, no progress bar in between
                 callbacks.append(PredictionPrinter())
                 if trainer_config.get("enable_progress_bar") is None:
                     kwargs["enable_progress_bar"] = False
             elif trainer_config.get("enable_progress_bar") is not False and not any(
                     isinstance(c, ProgressBar) for c in callbacks):
-                callbacks.append(_default_progress_bar())
-            return super().instantiate_trainer(callbacks=callbacks, **kwargs)
+                callbacks.append(default_progress_bar())
+            trainer = super().instantiate_trainer(callbacks=callbacks, **kwargs)
+            for callback in list(trainer.callbacks):
+                if isinstance(callback, SaveConfigCallback):
+                    if self.subcommand in ("predict", None):  # None: run=False (pks4 cache), nothing is run
+                        trainer.callbacks.remove(callback)
+                        continue
+                    callback.config = self._saved_config()
+                    if self.subcommand != "fit":  # beside the run's own config.yaml, not over it
+                        callback.config_filename = f"config_{self.subcommand}.yaml"
+            log_dir = getattr(trainer.logger, "log_dir", None)  # None: no logger, or fast_dev_run's dummy
+            self._run_dir_existed = log_dir is None or os.path.isdir(log_dir)
+            return trainer
+
+        # ---- running: failures leave no empty run folders behind
+        def _run_subcommand(self, subcommand):
+            try:
+                super()._run_subcommand(subcommand)
+            except BaseException as err:
+                self._after_failure(err)
+                if not self._run_started.started and is_config_error(err):
+                    raise ConfigError(_last_line(err)) from err
+                raise
+            run_dir = self._run_dir()
+            if subcommand == "fit" and run_dir is not None and (run_dir / FAILED_MARKER).is_file():
+                (run_dir / FAILED_MARKER).unlink()  # a resumed run that finished
+
+        def _run_dir(self) -> Path | None:
+            log_dir = getattr(self.trainer.logger, "log_dir", None)
+            return Path(log_dir) if log_dir is not None and self.trainer.is_global_zero else None
+
+        def _after_failure(self, err: BaseException) -> None:
+            """A run folder this command made: removed if no batch ran, else marked FAILED (its logs stay)."""
+            run_dir = self._run_dir()
+            if run_dir is None or not run_dir.is_dir() or self._run_dir_existed:
+                return
+            if self._run_started.started or any(run_dir.rglob("*.ckpt")):
+                mark_failed(run_dir, f"{type(err).__name__}: {_last_line(err)}")
+                return
+            shutil.rmtree(run_dir, ignore_errors=True)
+            for empty in (run_dir.parent, run_dir.parent.parent):  # runs/<name>, runs: only if now empty
+                try:
+                    empty.rmdir()
+                except OSError:
+                    break
 
     return PKS4CLI
-
-
-def _last_line(err: Exception) -> str:
-    """The error's own message; errors re-raised from DataLoader workers carry a whole traceback."""
-    lines = [line for line in str(err).strip().splitlines() if line.strip()]
-    last = lines[-1] if lines else type(err).__name__
-    return last.split("Error: ", 1)[1] if len(lines) > 1 and "Error: " in last else last
-
-
-def _fail(message: str) -> None:
-    print(message, file=sys.stderr)
-    raise SystemExit(2)
 
 
 def _parser_class():
@@ -226,46 +474,71 @@ def _parser_class():
     return PKS4Parser
 
 
-def run_cli(argv: list[str] | None = None):
-    """Run LightningCLI on `argv` (default: sys.argv[1:]) and return the LightningCLI object."""
+def run_cli(argv: list[str] | None = None, run: bool = True):
+    """Run LightningCLI on `argv` (default: sys.argv[1:]) and return the LightningCLI object;
+    `run=False`: no subcommand, only instantiate the configured classes (used by `pks4 cache`)."""
     from pks4_lit.data.datamodule import VideoDataModule
     from pks4_lit.lit_module import PKS4Module
 
+    filter_expected_output()
     if argv is not None:  # called from Python (tests, scripts/demo.py): argv is meant to differ from sys.argv
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     cli_class = _make_cli_class()
     return cli_class(
         PKS4Module, VideoDataModule, args=argv, parser_kwargs={"parser_mode": "omegaconf"},
-        parser_class=_parser_class(),
-        seed_everything_default=0, save_config_kwargs={"overwrite": True},
+        seed_everything_default=0, parser_class=_parser_class(),
+        save_config_kwargs={"overwrite": True}, run=run,
         trainer_defaults={"logger": {
             "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
             "init_args": {"save_dir": RUNS_DIR, "name": _config_run_name(sys.argv[1:] if argv is None else argv)}}},
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "synth":
-        return _synth(args[1:])
-    if args and args[0] == "bench":
-        return _bench(args[1:])
-    if args and args[0] == "stream":
-        from pks4_lit import stream
-        return stream.main(args[1:])
-
+def _run_trainer_command(argv: list[str]) -> int:
     from pks4_lit.data.annotations import DatasetError
     from pks4_lit.lit_module import NonFiniteLossError
 
     try:
         run_cli(argv)
+    except ConfigError as err:
+        if debug_enabled():
+            raise
+        print(f"pks4: config error: {err}", file=sys.stderr)
+        return 2
     except DatasetError as err:
+        if debug_enabled():
+            raise
         print(f"pks4: dataset error: {_last_line(err)}", file=sys.stderr)
         return 2
     except NonFiniteLossError as err:
+        if debug_enabled():
+            raise
         print(f"pks4: stopped: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in args:
+        args.remove("--debug")
+        os.environ["PKS4_DEBUG"] = "1"  # also reaches DDP worker processes
+    if not args or args[0] in ("-h", "--help"):
+        print(_help())
+        return 0
+    if args[0] == "--version":
+        print(f"pks4 (pks4_lit) {_version()}")
+        return 0
+    name = args[0]
+    command = COMMANDS.get(name)
+    if command is None and not name.startswith("-"):
+        close = difflib.get_close_matches(name, list(COMMANDS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        print(f"pks4: error: unknown command {name!r}{hint}; choose from {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    if command is not None and (command.module or command.function):
+        return command(name, args[1:])
+    return _run_trainer_command(args)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from pks4_lit.mixing import mix_batch
 from pks4_lit.models.heads import temporal_head_name
 from pks4_lit.nonfinite import NonFiniteGuard, NonFiniteLossError
 from pks4_lit.optim import param_groups, warmup_cosine
+from pks4_lit.cache.model import logits_from_features
 
 __all__ = ["NonFiniteLossError", "PKS4Module", "model_names"]
 
@@ -154,10 +155,11 @@ class PKS4Module(LightningModule):
         """video [B,T,3,H,W] uint8 or float in 0..1 -> logits [B,K]."""
         return self.model(video)
 
-    def multi_view_probs(self, video: torch.Tensor) -> torch.Tensor:
-        """video [B,V,T,3,H,W] -> softmax scores averaged over the V views [B,K]."""
+    def multi_view_probs(self, video: torch.Tensor, features: bool = False) -> torch.Tensor:
+        """video [B,V,T,3,H,W] (features=True: backbone features [B,V,T,C,h,w]) -> view-averaged softmax [B,K]."""
         b, v = video.shape[:2]
-        logits = self.model(video.flatten(0, 1))                      # [B*V,K]
+        x = video.flatten(0, 1)
+        logits = logits_from_features(self.model, x) if features else self.model(x)  # [B*V,K]
         return logits.float().softmax(-1).view(b, v, -1).mean(1)      # [B,K]
 
     # ------------------------------------------------------------------ training
@@ -169,12 +171,16 @@ class PKS4Module(LightningModule):
                 raise RuntimeError("a training batch is None under DDP: the datamodule must not drop whole "
                                    "training batches (every rank has to run the same steps)")
             return None
-        video, label = batch["video"], batch["label"]                 # [B,T,3,H,W], [B]
+        label = batch["label"]                                        # [B]
+        video = batch.get("video")                                    # [B,T,3,H,W] (None from a feature store)
         hp = self.hparams
         target = F.one_hot(label, self.num_classes).float()
         target = target * (1.0 - hp.label_smoothing) + hp.label_smoothing / self.num_classes
-        video, target = mix_batch(video, target, hp.mixup_alpha, hp.cutmix_alpha)
-        logits = self.model(video)
+        if "features" in batch:  # frozen-feature store (pks4 cache): no decoding, no backbone forward
+            logits = logits_from_features(self.model, batch["features"])  # [B,T,C,h,w] -> [B,K]
+        else:
+            video, target = mix_batch(video, target, hp.mixup_alpha, hp.cutmix_alpha)
+            logits = self.model(video)
         loss = torch.sum(-target * F.log_softmax(logits.float(), -1), -1).mean()
         self.finite_guard.update(self.trainer, loss)
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=label.shape[0])
@@ -188,8 +194,8 @@ class PKS4Module(LightningModule):
     def _eval_step(self, batch, split: str):
         if batch is None:
             return
-        video, label = batch["video"], batch["label"]                 # [B,V,T,3,H,W], [B]
-        probs = self.multi_view_probs(video)                         # [B,K]
+        label, features = batch["label"], "features" in batch         # [B]
+        probs = self.multi_view_probs(batch["features" if features else "video"], features)  # [B,K]
         loss = F.nll_loss(probs.clamp_min(1e-12).log(), label)
         self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, sync_dist=True,
                  prog_bar=split == "val", batch_size=label.shape[0])

@@ -367,13 +367,15 @@ def _config_model(config: Path) -> dict:
     return (yaml.safe_load(Path(config).read_text()) or {}).get("model") or {}
 
 
+HEAD_ARG = "--model.net.init_args.head.init_args."
+
+
 def _overrides(args, config: Path, head_kwargs: dict | None = None, more: list[str] | None = None) -> list[str]:
-    """CLI overrides of one run. head_kwargs are merged into the config's own (a dict given on the
-    command line replaces the config's dict as a whole)."""
+    """CLI overrides of one run: one typed override per head argument (the config's other head
+    arguments stay as they are)."""
     ov = list(more or [])
-    if head_kwargs:
-        merged = {**(_config_model(config).get("head_kwargs") or {}), **head_kwargs}
-        ov += ["--model.head_kwargs", json.dumps(merged)]
+    for key, value in (head_kwargs or {}).items():
+        ov += [HEAD_ARG + key, json.dumps(value)]
     if args.epochs:
         ov += ["--trainer.max_epochs", str(args.epochs)]
     return ov + shlex.split(args.extra)
@@ -390,7 +392,8 @@ def _config(config_dir: Path, head: str) -> Path:
 def ensure_backbone_weights(config: Path) -> None:
     """The synthetic configs load offline EfficientNet-Lite0 weights that `make demo` writes: write
     them here too when missing; any other missing checkpoint is a clear error."""
-    ckpt = _config_model(config).get("checkpoint_path")
+    net = (_config_model(config).get("net") or {}).get("init_args") or {}
+    ckpt = (net.get("backbone") or {}).get("checkpoint_path")
     if not ckpt or (REPO / ckpt).is_file() or Path(ckpt).is_file():
         return
     if Path(ckpt).name == "efficientnet_lite0.pth":
@@ -522,7 +525,7 @@ def ablation_table(argv: list[str], command: str) -> dict:
         f"{s['saved_MB']:.1f} ({s['batch_size']})"] for s in rows])
     md = [provenance(command), f"![ablation curves]({_relative(png)})  ",
           f"{args.task}-heavy synthetic set; every variant is `conf/synthetic/<head>.yaml` with the "
-          f"`--model.head_kwargs` shown in the commands. Raw: `{_relative(RAW_DIR / 'ablation.json')}`.\n",
+          f"head arguments (`--model.net.init_args.head.init_args.KEY`) shown in the commands. Raw: `{_relative(RAW_DIR / 'ablation.json')}`.\n",
           table + "\n", "Commands:\n\n" + "\n".join(f"    {s['command']}" for s in rows) + "\n"]
     write_block("ablation", "### Ablations of PKS4 (synthetic, temporal-heavy)\n\n" + "\n".join(md))
     return {"rows": rows}

@@ -240,6 +240,7 @@ def test_nonfinite_loss_stops_with_step_and_checkpoint(workdir, capsys, monkeypa
     assert str(saved.relative_to(workdir)) in err
     state = torch.load(saved, map_location="cpu", weights_only=False)
     assert state["global_step"] == 2
+    assert "NonFiniteLossError" in (saved.parent.parent / "FAILED").read_text()  # the run is marked, not removed
     assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
 
 

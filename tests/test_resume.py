@@ -1,9 +1,10 @@
 """A fit killed mid-epoch and resumed with `--ckpt_path last` trains on exactly the clips, in exactly
 the order, that an uninterrupted run trains on (the data loader's position is in the checkpoint).
 
-The killed run is a real process (`python -m pks4_lit.cli`), the others run in-process; a tiny generic-CSV dataset of H.264 clips written here, a
-random-init timm test model; `IdRecorder` (passed with --trainer.callbacks) writes every training
-batch's clip ids and can SIGKILL its own process at a given step, right after last.ckpt was saved.
+The killed run is a real process (`python -m pks4_lit.cli`), the others run in-process; a tiny
+generic-CSV dataset of H.264 clips written here; a random-init timm test model. `IdRecorder`
+(passed with --trainer.callbacks) writes every training batch's clip ids and can SIGKILL its own
+process at a given step, right after last.ckpt was saved.
 """
 from __future__ import annotations
 
@@ -34,10 +35,13 @@ trainer:
   enable_model_summary: false
   enable_progress_bar: false
 model:
-  backbone: test_efficientnet
-  feature_index: 2
-  head: pks4
-  head_kwargs: {{d_state: 4, prior_dim: 8, radius: 1}}
+  net:
+    class_path: pks4_lit.models.VideoClassifier
+    init_args:
+      backbone: {{name: test_efficientnet, feature_index: 2}}
+      head:
+        class_path: pks4_lit.models.PKS4
+        init_args: {{d_state: 4, prior_dim: 8, radius: 1}}
   lr: 0.003
   warmup_epochs: 0.5
 data:

@@ -63,13 +63,12 @@ def test_read_scalars_from_tensorboard_events(tmp_path):
     assert [s for s, _, _ in sc["val/top1"]] == [0, 10, 20] and round(sc["test/top1"][0][2], 4) == 0.65
 
 
-def test_overrides_merge_head_kwargs_with_the_config(tmp_path):
+def test_overrides_set_each_head_argument_by_type(tmp_path):
     cfg = tmp_path / "pks4.yaml"
-    cfg.write_text("model:\n  head: pks4\n  head_kwargs:\n    radius: 2\n    prior_dim: 32\n")
+    cfg.write_text("model:\n  net:\n    init_args:\n      head:\n        init_args: {radius: 2}\n")
     args = type("A", (), dict(epochs=3, extra="--data.num_workers 0"))()
-    ov = tables._overrides(args, cfg, {"use_correlation": False})
-    kw = json.loads(ov[ov.index("--model.head_kwargs") + 1])
-    assert kw == {"radius": 2, "prior_dim": 32, "use_correlation": False}
+    ov = tables._overrides(args, cfg, {"use_correlation": False, "radius": 3})
+    assert ov[:4] == [tables.HEAD_ARG + "use_correlation", "false", tables.HEAD_ARG + "radius", "3"]
     assert ov[-4:] == ["--trainer.max_epochs", "3", "--data.num_workers", "0"]
 
 

@@ -514,7 +514,7 @@ def section_train(args, device, log) -> dict:
     PyTorch path to bf16 tolerance."""
     from pks4_lit.models import VideoClassifier
     torch.manual_seed(args.seed)
-    model = VideoClassifier(num_classes=10, backbone=args.train_backbone, head="pks4", freeze="none",
+    model = VideoClassifier.from_names(10, backbone=args.train_backbone, head="pks4", freeze="none",
                             img_size=args.train_img).to(device)
     video = _video(2, 8, args.train_img, device, args.seed)
     label = torch.tensor([1, 7], device=device)
@@ -664,7 +664,7 @@ def _step_rows(args, device, log, VideoClassifier, rows) -> dict:
         for freeze in ("all", "none"):
             torch.manual_seed(args.seed)
             try:
-                model = VideoClassifier(num_classes=174, backbone=args.backbone, head="pks4",
+                model = VideoClassifier.from_names(174, backbone=args.backbone, head="pks4",
                                         freeze=freeze, img_size=args.img).to(device)
             except Exception as e:
                 raise RuntimeError(f"building VideoClassifier({args.backbone!r}): {type(e).__name__}: {e}") from e

@@ -108,7 +108,7 @@ def build(mode: str, row: str, args) -> nn.Module:
         if row == "st_adapter":
             raise ValueError("st_adapter lives inside the backbone: it has no head-only mode")
         return HeadStep(row, args.dim)
-    model = VideoClassifier(NUM_CLASSES, backbone=args.backbone, head="tsn" if row == "st_adapter" else row,
+    model = VideoClassifier.from_names(NUM_CLASSES, backbone=args.backbone, head="tsn" if row == "st_adapter" else row,
                             feature_index=args.feature_index, freeze="all")
     if row == "st_adapter":
         add_st_adapters(model.backbone)

@@ -59,6 +59,7 @@ class VideoDataModule(L.LightningDataModule):
         decode_threads: int = 1,
         decode_mode: str = "auto",
         max_missing_fraction: float = 0.25,
+        features: Optional[str] = None,
     ):
         """
         Args:
@@ -88,6 +89,8 @@ class VideoDataModule(L.LightningDataModule):
             max_missing_fraction: a video whose clip misses more than this fraction of its frames
                 (damaged or cut-off file) is a bad video; fewer are replaced by the nearest earlier
                 frame, with a warning naming the video.
+            features: a frozen-feature store written by `pks4 cache`: train/val/test batches carry its
+                backbone `features` instead of `video` (no decoding, no backbone forward).
         """
         super().__init__()
         if format not in FORMATS:
@@ -109,6 +112,7 @@ class VideoDataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.seed = num_workers, seed
         self.predict_paths = predict_paths
+        self.features = features
         self.clip_kw = dict(num_frames=num_frames, sampler=sampler, frame_stride=frame_stride, crop_size=crop_size,
                             short_side=short_side, scale=tuple(scale), hflip=hflip, seed=seed,
                             max_bad_fraction=max_bad_fraction, decode_threads=decode_threads, decode_mode=decode_mode,
@@ -141,6 +145,8 @@ class VideoDataModule(L.LightningDataModule):
         wanted = {"fit": ["train", "val"], "validate": ["val"], "test": ["test"], "predict": ["predict"],
                   None: ["train", "val", "test"]}[stage]
         for name in wanted:
+            if self.features and name != "predict":  # read from the feature store (pks4_lit.cache)
+                continue
             if name not in self.datasets:
                 self.datasets[name] = self._build(name)
 
@@ -162,12 +168,16 @@ class VideoDataModule(L.LightningDataModule):
 
     # -- loaders -------------------------------------------------------------------------------
     def _loader(self, name: str, batch_size: int) -> DataLoader:
+        if self.features and name != "predict":
+            from pks4_lit.cache.dataset import feature_loader
+            return feature_loader(self, name, name == "train", batch_size)
         if name not in self.datasets:
             self.setup({"train": "fit", "val": "validate", "test": "test", "predict": "predict"}[name])
         ds = self.datasets[name]
         world, rank = self._world()
         if name == "train":
-            sampler, loader = EpochSampler(len(ds), shuffle=True, seed=self.seed, num_replicas=world, rank=rank), ResumableDataLoader
+            sampler = EpochSampler(len(ds), shuffle=True, seed=self.seed, num_replicas=world, rank=rank)
+            loader = ResumableDataLoader
         else:
             if len(ds) < world:
                 raise DatasetError(f"the {name} set has {len(ds)} videos, fewer than the {world} processes evaluating it")
@@ -187,6 +197,7 @@ class VideoDataModule(L.LightningDataModule):
             self._train_loader = loader
             if self._train_state is not None:
                 loader.load_state_dict(self._train_state)
+                self._train_state = None
         return loader
 
     def _world(self) -> tuple[int, int]:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
+import re
 import time
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
@@ -44,7 +44,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from pks4_lit.command import script_main
+from pks4_lit.command import Progress, script_main
 
 TASKS = ("mixed", "temporal", "spatial", "kinematic", "kinematic_long")
 KINEMATIC_TASKS = ("kinematic", "kinematic_long")
@@ -275,10 +275,36 @@ def _split_counts(splits, n: int) -> tuple[int, int]:
     return round(splits[0] * n), max(1, round(splits[1] * n))
 
 
+MARKER = ".pks4_synth"  # written first into every folder this writer fills: only such folders are ever replaced
+_OUR_FILES = re.compile(r"\d+\.webm|(labels|train|validation|test|groups|synthetic)\.json|" + re.escape(MARKER))
+
+
+def _prepare_root(root: Path, overwrite: bool) -> None:
+    """Make `root` an empty folder carrying the marker. A non-empty folder is replaced only if this writer
+    made it (the marker, or an older dataset: synthetic.json) and holds nothing else; anything else is refused."""
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"{root} is a file, not a folder")
+    entries = sorted(root.iterdir()) if root.is_dir() else []
+    if entries:
+        foreign = [p.name for p in entries if not (p.is_file() and _OUR_FILES.fullmatch(p.name))]
+        ours = (root / MARKER).is_file() or (root / "synthetic.json").is_file()
+        if not ours or foreign:
+            what = f"holds files pks4 synth did not write ({', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''})" \
+                if ours else f"is not empty and was not written by pks4 synth (no {MARKER} file)"
+            raise FileExistsError(f"{root} {what}: refusing to replace it, even with --overwrite; choose another folder")
+        if not overwrite:
+            raise FileExistsError(f"{root} holds another pks4 synth dataset (other parameters, or an unfinished "
+                                  f"write); pass --overwrite (overwrite=True) to replace it")
+        for path in entries:
+            path.unlink()
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MARKER).write_text("written by `pks4 synth`, which may replace this folder (--overwrite)\n")
+
+
 def write_synthetic_dataset(root, task: str = "mixed", videos_per_class: int = 24, size: int = 128,
                             frames: int | None = None, seed: int = 0, fps: int = 12, crf: int | None = None,
                             splits=(0.6, 0.2, 0.2), workers: int = 0, overwrite: bool = False,
-                            split_sizes: tuple[int, int, int] | None = None) -> dict:
+                            split_sizes: tuple[int, int, int] | None = None, progress: bool = False) -> dict:
     """Write the embedded dataset under `root` in the SSv2 layout; returns a summary dict.
 
     frames None: the task's default (16; kinematic 8, kinematic_long 32). crf None: lossless.
@@ -287,7 +313,8 @@ def write_synthetic_dataset(root, task: str = "mixed", videos_per_class: int = 2
     Files: labels.json, train.json, validation.json, test.json (with templates, hence labels),
     groups.json {class: group}, synthetic.json (the parameters), <id>.webm.
     If `root` already holds a dataset written with the same parameters it is kept (no work);
-    a different one needs overwrite=True. workers: processes (0 = min(2, cpus)).
+    a different one needs overwrite=True. A non-empty folder this writer did not make is never
+    replaced. workers: processes (0 = min(2, cpus)); progress: report written videos on stderr.
     """
     root = Path(root)
     templates = class_templates(task)
@@ -303,13 +330,7 @@ def write_synthetic_dataset(root, task: str = "mixed", videos_per_class: int = 2
     if (root / "synthetic.json").is_file():
         if json.loads((root / "synthetic.json").read_text()) == meta and (root / "test.json").is_file():
             return dict(meta, root=str(root), reused=True)
-        if not overwrite:
-            raise FileExistsError(f"{root} holds a synthetic dataset with other parameters; pass overwrite=True (--overwrite)")
-    if root.exists() and any(root.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{root} is not empty; pass overwrite=True (--overwrite) to replace it")
-        shutil.rmtree(root)
-    root.mkdir(parents=True, exist_ok=True)
+    _prepare_root(root, overwrite)
 
     t0 = time.perf_counter()
     entries = {"train": [], "validation": [], "test": []}
@@ -325,12 +346,16 @@ def write_synthetic_dataset(root, task: str = "mixed", videos_per_class: int = 2
                                    "template": template, "placeholders": ["a photo"] if "[something]" in template else []})
             jobs.append((template, [seed, c, int(j)], str(root / f"{vid}.webm"), size, frames, fps, crf))
     workers = workers or min(2, os.cpu_count() or 1)
+    report = Progress("pks4 synth", len(jobs), "videos", enabled=progress)
     if workers > 1:
         with ProcessPoolExecutor(workers) as ex:
-            list(ex.map(_make_one, jobs, chunksize=8))
+            for _ in ex.map(_make_one, jobs, chunksize=8):
+                report.step()
     else:
         for job in jobs:
             _make_one(job)
+            report.step()
+    report.close()
 
     (root / "labels.json").write_text(json.dumps({class_name(t): str(i) for i, t in enumerate(templates)}, indent=1))
     for split, items in entries.items():
@@ -360,13 +385,14 @@ def add_arguments(parser: argparse.ArgumentParser):
                         help="lossy VP9 at this crf (default: lossless, exact reversal of decoded frames)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=0, help="processes (0: min(2, cpus))")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a dataset pks4 synth wrote there before (other folders are never touched)")
 
 
 def run(args) -> dict:
     return write_synthetic_dataset(args.root, task=args.task, videos_per_class=args.videos_per_class, size=args.size,
                                    frames=args.frames, seed=args.seed, workers=args.workers, overwrite=args.overwrite,
-                                   crf=args.crf, split_sizes=args.split_sizes)
+                                   crf=args.crf, split_sizes=args.split_sizes, progress=True)
 
 
 def main(argv=None) -> None:

@@ -39,6 +39,8 @@ import timm.data
 import torch
 import torch.nn as nn
 
+from pks4_lit.models.offline_weights import resolve_checkpoint
+
 FREEZE_POLICIES = ("all", "none", "last_n")
 
 
@@ -71,8 +73,7 @@ class FrameBackbone(nn.Module):
             raise ValueError(f"unknown timm model {name!r} (see timm.list_models())")
         kw = {}
         if checkpoint_path is not None:
-            if not os.path.isfile(checkpoint_path):
-                raise FileNotFoundError(f"backbone checkpoint_path {checkpoint_path!r} does not exist")
+            checkpoint_path = resolve_checkpoint(checkpoint_path, name)  # a missing lite0 file: made on first use
             pretrained = True
             kw["pretrained_cfg_overlay"] = dict(file=os.fspath(checkpoint_path))
         self.name, self.freeze, self.last_n = name, freeze, last_n

@@ -36,7 +36,7 @@ def two_steps(model):
 @pytest.mark.parametrize("head", sorted(HEAD_KWARGS))
 def test_every_trainable_parameter_gets_a_gradient(head, adapter, freeze):
     torch.manual_seed(0)
-    model = VideoClassifier(4, head=head, head_kwargs=HEAD_KWARGS[head], freeze=freeze, last_n=1,
+    model = VideoClassifier.from_names(4, head=head, head_kwargs=HEAD_KWARGS[head], freeze=freeze, last_n=1,
                             adapter=adapter, **BACKBONE).train()
     first, second = two_steps(model)
     assert not [n for n, g in first.items() if g is None]
@@ -50,13 +50,13 @@ def test_every_trainable_parameter_gets_a_gradient(head, adapter, freeze):
 @pytest.mark.parametrize("freeze", ["none", "last_n"])
 def test_adapters_need_a_frozen_backbone(freeze):
     with pytest.raises(ValueError, match="freeze='all'"):
-        VideoClassifier(4, head="tsn", freeze=freeze, adapter="st_adapter", **BACKBONE)
+        VideoClassifier.from_names(4, head="tsn", freeze=freeze, adapter="st_adapter", **BACKBONE)
 
 
 def test_efficientnet_lite0_at_blocks4_has_no_dead_parameter():
     # the configuration of conf/synthetic: EfficientNet-Lite0 tapped at blocks.4 (feature_index 3)
     torch.manual_seed(0)
-    model = VideoClassifier(4, backbone="efficientnet_lite0", feature_index=3, head="tsn", freeze="none").train()
+    model = VideoClassifier.from_names(4, backbone="efficientnet_lite0", feature_index=3, head="tsn", freeze="none").train()
     first, second = two_steps(model)
     assert not [n for n, g in second.items() if g is None or not g.abs().sum() > 0]
     assert not any(".blocks.5." in n or ".blocks.6." in n for n in first)

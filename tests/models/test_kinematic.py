@@ -116,7 +116,7 @@ def test_static_clip_reads_zero_motion_inside_pks4():
     from pks4_lit.models import PKS4
 
     X = smooth_field(16, 5, 5, 1, 0.0).repeat(1, 4, 1, 1, 1)
-    _, I = PKS4(16, d_state=4, prior_dim=8, radius=3)(X, return_internals=True)
+    _, I = PKS4(16, d_state=4, prior_dim=8, radius=3).forward_with_internals(X)
     assert torch.count_nonzero(I["displacement"]) == 0 and torch.count_nonzero(I["boundaries"]) == 0
 
 
