@@ -242,8 +242,13 @@ def run(args) -> dict:
         raise StreamError("--stride, --window, --every and --topk must be >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
-                          else "cpu" if args.device == "auto" else args.device)
+    try:
+        device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
+                              else "cpu" if args.device == "auto" else args.device)
+    except RuntimeError as e:
+        raise StreamError(f"--device {args.device}: {e}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise StreamError(f"--device {args.device}: CUDA is not available here")
     checkpoint = load_checkpoint(args.ckpt_path)
     settings = data_settings(args.config, checkpoint)
     stride = args.stride or (settings["frame_stride"] if settings["sampler"] == "dense" else 1)

@@ -155,6 +155,8 @@ def test_clear_errors(video, checkpoint, tmp_path, capsys):
     (tmp_path / "junk.mp4").write_bytes(b"not a video at all" * 10)
     assert main(base + [str(tmp_path / "junk.mp4")]) == 2
     assert "junk.mp4: cannot open" in capsys.readouterr().err
+    assert main(base + [str(video), "--device", "gpu"]) == 2
+    assert "--device gpu" in capsys.readouterr().err
     assert main(base + [str(video), "--window", "0"]) == 2
     assert "must be >= 1" in capsys.readouterr().err
     assert main(base + [str(video), "--out", str(tmp_path / "p.txt")]) == 2

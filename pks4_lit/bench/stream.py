@@ -8,9 +8,10 @@ with `--threads` threads (1 by default: steadier numbers on a shared machine). F
 uint8 images (cost does not depend on content), cycled from a pool.
 
   stream      every frame goes through the backbone once and the head takes one recurrent step;
-              logits after every frame. Per-frame latency is recorded for all `--frames` frames and
-              summarised around T = 10, 100, 1000, 10000 (median of the frames in [0.9·T, T)), with
-              the process RSS at those points and the size of the recurrent state.
+              logits after every frame. Timed against the windows (below), then alone from a fresh
+              state for `--frames` frames: per-frame CPU time around T = 10, 100, 1000, 10000
+              (median of the frames in [0.9·T, T)), process RSS growth at those points, and the
+              bytes of state carried from frame to frame.
   window W    the usual way to get an online prediction from an offline model: at every frame run
               `forward` on the last W frames (backbone on all W, head on all W). Constant in T by
               construction, so it is timed on `--window-frames` frames once the window is full.
@@ -170,21 +171,20 @@ def compare(runners: dict, frames: int, warmup: int) -> dict:
     return {name: summary(c) for name, c in costs.items()}
 
 
-def flat_stream(runner: Streamer, frames: int, done: int) -> dict:
-    """Keep streaming to `frames` frames in all: CPU ms per frame around each T, RSS growth."""
+def flat_stream(runner: Streamer, frames: int) -> dict:
+    """A fresh stream, alone, for `frames` frames: CPU ms per frame around each T (median over
+    frames [0.9·T, T)), RSS growth since the first frame, late/early ratio (last tenth vs second)."""
     cpu, rss_at = [], {}
     rss0 = rss_mb()
-    for t in range(done + 1, frames + 1):
+    for t in range(1, frames + 1):
         cpu.append(timed(runner)[0])
         if t in MARKS and rss0 is not None:
             rss_at[t] = round(rss_mb() - rss0, 2)
-    cpu = [float("nan")] * done + cpu                                           # index = frame - 1
-    around = {m: round(statistics.median(cpu[max(done, int(0.9 * m)):m]), 3) for m in MARKS
-              if done < m <= frames}
+    around = {m: round(statistics.median(cpu[int(0.9 * m):m]), 3) for m in MARKS if m <= frames}
     tenth = max(1, frames // 10)
-    early, late = statistics.median(cpu[max(done, tenth):max(done, tenth) + tenth]), statistics.median(cpu[-tenth:])
-    return dict(frames=frames, cpu_median_ms_around_T=around, late_over_early=round(late / early, 3),
-                rss_rise_MB_after_T=rss_at)
+    early, late = statistics.median(cpu[tenth:2 * tenth]), statistics.median(cpu[-tenth:])
+    return dict(frames=frames, first_frame_cpu_ms=round(cpu[0], 3), cpu_median_ms_around_T=around,
+                late_over_early=round(late / early, 3), rss_rise_MB_after_T=rss_at)
 
 
 def peak_rise(make_runner, steps: int) -> float | None:
@@ -243,9 +243,7 @@ def run(args) -> dict:
             name: dict(cpu=round(r["cpu_median_ms"] / s["cpu_median_ms"], 2),
                        wall=round(r["wall_median_ms"] / s["wall_median_ms"], 2))
             for name, r in per_frame.items() if name.startswith("window")}
-    done = warmup + args.window_frames
-    result["stream_long"] = {head: flat_stream(r, args.frames, done) for head, r in streamers.items()
-                             if args.frames > done}
+    result["stream_long"] = {head: flat_stream(Streamer(models[head], pool), args.frames) for head in args.heads}
     return result
 
 
