@@ -72,6 +72,16 @@ def test_overrides_are_typed_head_arguments():
                   "--trainer.max_epochs", "3", "--data.num_workers", "0"]
 
 
+def test_run_commands_carry_no_machine_paths(tmp_path):
+    repo = outputs.REPO
+    run = runs.Run("main", "temporal/pks4", repo / "conf" / "synthetic" / "pks4.yaml", repo / "data" / "tables" / "t",
+                   [], repo / "runs" / "tables")
+    assert str(repo) not in run.command and "--config conf/synthetic/pks4.yaml" in run.command
+    assert "--data.root data/tables/t" in run.command and "save_dir runs/tables/main" in run.command
+    outside = runs.Run("main", "x", repo / "conf" / "synthetic" / "pks4.yaml", tmp_path, [], tmp_path)
+    assert f"--data.root {tmp_path}" in outside.command                 # outside the repository: as given
+
+
 @pytest.mark.parametrize("name,head,kw", table_ablation.ABLATIONS, ids=[a[0] for a in table_ablation.ABLATIONS])
 def test_every_ablation_reaches_the_head_typed(name, head, kw, capsys):
     """Each ablation's overrides, through the real parser, set exactly its arguments with their types."""

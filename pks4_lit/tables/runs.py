@@ -26,10 +26,12 @@ class Run:
         self.table, self.name, self.config, self.data = table, name, Path(config), Path(data)
         self.overrides = overrides
         self.dir = runs_dir / table / name
-        log = ["--trainer.logger.init_args.save_dir", str(runs_dir / table),
+        # the children run in the repository: paths inside it are given relative, so the commands
+        # written into docs/RESULTS.md work on any clone
+        log = ["--trainer.logger.init_args.save_dir", in_repo(runs_dir / table),
                "--trainer.logger.init_args.name", name]
         base = [sys.executable, "-m", "pks4_lit.cli"]
-        common = ["--config", str(self.config), "--data.root", str(self.data)]
+        common = ["--config", in_repo(self.config), "--data.root", in_repo(self.data)]
         self.fit_cmd = base + ["fit", *common, *overrides, *log]
         self.test_cmd = base + ["test", *common, *overrides, *log, "--ckpt_path"]   # + best checkpoint
 
@@ -62,6 +64,15 @@ class Run:
         done = dict(fit_cmd=self.fit_cmd[3:], fit_s=fit_s, fit_maxrss_MB=fit["maxrss_MB"], best=str(best[-1]))
         self._done_file().write_text(json.dumps(done, indent=1))
         return done
+
+
+def in_repo(path: Path) -> str:
+    """`path` relative to the repository when it is inside it, else as given."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(outputs.REPO))
+    except ValueError:
+        return str(path)
 
 
 def run_child(cmd: list[str], log_path: Path, quiet: bool) -> dict:
