@@ -181,9 +181,6 @@ class PKS4Module(LightningModule):
         self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=label.shape[0])
         return loss
 
-    def on_train_epoch_end(self) -> None:
-        self.finite_guard.look(self.trainer)
-
     # ------------------------------------------------------------------ evaluation
     def _eval_step(self, batch, split: str):
         if batch is None:
