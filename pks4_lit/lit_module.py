@@ -36,11 +36,13 @@ __all__ = ["NonFiniteLossError", "PKS4Module", "model_names"]
 
 
 def model_names(model: nn.Module) -> dict[str, str]:
-    """Flat names for the hparams table: the temporal head's registry name (the model's class name
-    for an end-to-end model) and the backbone's timm name ("none" without a backbone)."""
+    """Flat names for the hparams table: a backbone + temporal head model gives the head's registry
+    name and the backbone's timm name; an end-to-end model (no `backbone`; its `head` is then
+    usually its classifier) gives its class name and "none"."""
     head, backbone = getattr(model, "head", None), getattr(model, "backbone", None)
-    return {"head": temporal_head_name(head) if head is not None else type(model).__name__,
-            "backbone": getattr(backbone, "name", type(backbone).__name__) if backbone is not None else "none"}
+    if head is None or backbone is None:
+        return {"head": type(model).__name__, "backbone": "none"}
+    return {"head": temporal_head_name(head), "backbone": getattr(backbone, "name", type(backbone).__name__)}
 
 
 class PKS4Module(LightningModule):
