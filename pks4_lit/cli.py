@@ -453,21 +453,24 @@ def _parser_class():
             sub = cfg.get("subcommand")
             problem = misplaced_null(cfg.get(f"{sub}.model.net" if sub else "model.net"), "model.net")
             if problem:
-                self.error(problem)
+                self._exit(problem, self)
             return cfg
 
         def error(self, message: str, ex: Exception | None = None):
             if not self.exit_on_error:
                 return super().error(message, ex)
-            parser = getattr(ex, "subcommand_parser", None) or self
+            self._exit(message, getattr(ex, "subcommand_parser", None) or self)
+
+        @staticmethod
+        def _exit(message: str, parser):
+            last = parser.prog.split()[-1]               # "pks4 -c [options] fit" for a subcommand
+            prog = "pks4" + (f" {last}" if last in ("fit", "validate", "test", "predict") else "")
             subcommands = getattr(parser, "_subcommands_action", None)
             parsers = [parser] + list(subcommands._name_parser_map.values() if subcommands else [])
             groups: dict[str, list[str]] = {}
             for action in (a for p in parsers for a in p._actions):
                 group, _, key = action.dest.rpartition(".")
                 groups.setdefault(group, []).append(key)
-            words = parser.prog.split()                  # "pks4 [options] fit", or "pks4" (the root)
-            prog = "pks4" + (f" {words[-1]}" if len(words) > 1 else "")
             print(f"{prog}: config error: {one_line(message, groups)}", file=sys.stderr)
             raise SystemExit(2)
 

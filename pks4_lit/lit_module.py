@@ -37,11 +37,13 @@ __all__ = ["NonFiniteLossError", "PKS4Module", "model_names"]
 
 
 def model_names(model: nn.Module) -> dict[str, str]:
-    """Flat names for the hparams table: the temporal head's registry name (the model's class name
-    for an end-to-end model) and the backbone's timm name ("none" without a backbone)."""
+    """Flat names for the hparams table: a backbone + temporal head model gives the head's registry
+    name and the backbone's timm name; an end-to-end model (no `backbone`; its `head` is then
+    usually its classifier) gives its class name and "none"."""
     head, backbone = getattr(model, "head", None), getattr(model, "backbone", None)
-    return {"head": temporal_head_name(head) if head is not None else type(model).__name__,
-            "backbone": getattr(backbone, "name", type(backbone).__name__) if backbone is not None else "none"}
+    if head is None or backbone is None:
+        return {"head": type(model).__name__, "backbone": "none"}
+    return {"head": temporal_head_name(head), "backbone": getattr(backbone, "name", type(backbone).__name__)}
 
 
 class PKS4Module(LightningModule):
@@ -186,9 +188,6 @@ class PKS4Module(LightningModule):
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=label.shape[0])
         self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, sync_dist=True, batch_size=label.shape[0])
         return loss
-
-    def on_train_epoch_end(self) -> None:
-        self.finite_guard.look(self.trainer)
 
     # ------------------------------------------------------------------ evaluation
     def _eval_step(self, batch, split: str):

@@ -4,11 +4,13 @@ On CPU the loss is looked at every step (no cost) and the run stops before the o
 the first bad loss: the checkpoint holds the weights that produced it.
 On an accelerator, looking at the loss every step would make the host wait for the device every
 step. There the first bad step and its loss are recorded on the device and looked at every
-`every` steps (the logging interval) and at the end of each training epoch; the checkpoint then
+`every` steps (the logging interval) and at the last batch of each epoch; the checkpoint then
 holds the weights at the moment of the look, and the message says whether they are still finite.
 
 Every rank takes the same decision at the same step (one all_gather/all_reduce), so the
-checkpoint save, a collective, is reached by all of them.
+checkpoint save, a collective, is reached by all of them. Looks happen only inside training_step,
+where the ranks are in step: an epoch-end hook is not, since rank 0's progress bar syncs metrics
+there that the other ranks sync later.
 """
 from __future__ import annotations
 
@@ -42,16 +44,11 @@ class NonFiniteGuard:
         new = ~torch.isfinite(loss) & (self.first_bad < 0)
         self.first_bad = torch.where(new, torch.full_like(self.first_bad, step), self.first_bad)
         self.bad_loss = torch.where(new, loss.float(), self.bad_loss)
-        if (step + 1) % self.every == 0:
+        if (step + 1) % self.every == 0 or trainer.is_last_batch:
             self.look(trainer)
 
     def look(self, trainer) -> None:
         """Read the device flag (one host-device sync, collective): stop if any rank saw a bad loss."""
-        if self.first_bad is None:
-            if trainer.world_size == 1:
-                return
-            self.first_bad = torch.full((), -1, dtype=torch.long, device=trainer.strategy.root_device)
-            self.bad_loss = torch.zeros((), device=trainer.strategy.root_device)
         steps = trainer.strategy.all_gather(self.first_bad).flatten()            # [world]
         losses = trainer.strategy.all_gather(self.bad_loss).flatten()
         bad = steps >= 0

@@ -76,7 +76,7 @@ def plot_curves(rows: list[dict], png: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pks4_lit.tables import read_scalars
+    from pks4_lit.tables.events import read_scalars
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.6))
     for r in rows:

@@ -302,3 +302,15 @@ def test_checkpoint_of_another_class_count_is_one_clear_error(tmp_path):
         PKS4Module.load_from_checkpoint(ckpt)                          # built in Python: net is not in the file
     again = PKS4Module.load_from_checkpoint(ckpt, net=tiny_net())
     assert again.num_classes == 4 and again.best_val_top1 == module.best_val_top1
+
+
+def test_hparams_names_of_an_end_to_end_model():
+    from pks4_lit.lit_module import model_names
+
+    class EndToEnd(torch.nn.Module):                                  # VideoMamba-like: `head` is its classifier
+        def __init__(self, num_classes: int):
+            super().__init__()
+            self.head = torch.nn.Linear(8, num_classes)
+
+    assert model_names(EndToEnd(3)) == {"head": "EndToEnd", "backbone": "none"}
+    assert model_names(tiny_net()(3)) == {"head": "pks4", "backbone": "test_efficientnet"}

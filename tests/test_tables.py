@@ -4,15 +4,17 @@ from pathlib import Path
 
 import pytest
 
-from pks4_lit import tables
+from pks4_lit.tables import events, markdown, outputs, runs, summary, table_ablation, table_datasets
+from pks4_lit.tables.table_efficiency import efficiency
+from pks4_lit.tables.table_main import main_table
 
 
 @pytest.fixture
 def docs(tmp_path, monkeypatch):
     """Point the module's outputs (RESULTS.md, figures, raw JSON) at a temporary folder."""
-    monkeypatch.setattr(tables, "RESULTS_MD", tmp_path / "docs" / "RESULTS.md")
-    monkeypatch.setattr(tables, "FIG_DIR", tmp_path / "docs" / "figures")
-    monkeypatch.setattr(tables, "RAW_DIR", tmp_path / "docs" / "results")
+    monkeypatch.setattr(outputs, "RESULTS_MD", tmp_path / "docs" / "RESULTS.md")
+    monkeypatch.setattr(outputs, "FIG_DIR", tmp_path / "docs" / "figures")
+    monkeypatch.setattr(outputs, "RAW_DIR", tmp_path / "docs" / "results")
     return tmp_path / "docs"
 
 
@@ -20,32 +22,32 @@ def test_write_block_creates_replaces_and_leaves_other_sections_alone(docs):
     md = docs / "RESULTS.md"
     docs.mkdir()
     md.write_text("# Results\n\n## Scan speed\n\nsomeone else's numbers\n")
-    tables.write_block("main", "first version", md)
-    tables.write_block("ablation", "ablation v1", md)
-    tables.write_block("main", "second version", md)
+    markdown.write_block("main", "first version", md)
+    markdown.write_block("ablation", "ablation v1", md)
+    markdown.write_block("main", "second version", md)
     text = md.read_text()
-    assert "someone else's numbers" in text and text.count(tables.SECTION) == 1
+    assert "someone else's numbers" in text and text.count(markdown.SECTION) == 1
     assert "second version" in text and "first version" not in text and "ablation v1" in text
     assert text.index("second version") < text.index("ablation v1")      # replaced in place
     # a section written after ours by someone else stays after our blocks
     md.write_text(text + "\n## Decode speed\n\nmore numbers\n")
-    tables.write_block("efficiency", "eff", md)
+    markdown.write_block("efficiency", "eff", md)
     text = md.read_text()
     assert text.index("eff") < text.index("## Decode speed") and text.endswith("more numbers\n")
 
 
 def test_write_block_starts_a_missing_file(docs):
-    tables.write_block("main", "hello", tables.RESULTS_MD)
-    text = tables.RESULTS_MD.read_text()
+    markdown.write_block("main", "hello", outputs.RESULTS_MD)
+    text = outputs.RESULTS_MD.read_text()
     assert text.startswith("# Results") and "<!-- tables:main:start -->\nhello\n<!-- tables:main:end -->" in text
 
 
 def test_epochs_to_and_compute_to_target():
-    assert tables.epochs_to([0.1, 0.5, 0.8, 0.9], 0.72) == 3
-    assert tables.epochs_to([0.1, 0.2], 0.9) is None
+    assert events.epochs_to([0.1, 0.5, 0.8, 0.9], 0.72) == 3
+    assert events.epochs_to([0.1, 0.2], 0.9) is None
     rows = [dict(val_top1=[0.2, 0.6, 0.9], train_GFLOPs_per_clip=2.0, n_train=100),
             dict(val_top1=[0.5, 0.5], train_GFLOPs_per_clip=1.0, n_train=100)]
-    tables.compute_to_target(rows, 0.6)
+    summary.compute_to_target(rows, 0.6)
     assert rows[0]["epochs_to_target"] == 2 and rows[0]["PFLOPs_to_target"] == pytest.approx(2.0 * 100 * 2 / 1e6)
     assert rows[1]["PFLOPs_to_target"] is None
 
@@ -58,51 +60,75 @@ def test_read_scalars_from_tensorboard_events(tmp_path):
         for step, v in enumerate(vals):
             w.add_scalar(tag, v, step * 10)
         w.close()
-    sc = tables.read_scalars(tmp_path)
+    sc = events.read_scalars(tmp_path)
     assert [round(v, 4) for _, _, v in sc["val/top1"]] == [0.3, 0.6, 0.7]
     assert [s for s, _, _ in sc["val/top1"]] == [0, 10, 20] and round(sc["test/top1"][0][2], 4) == 0.65
 
 
-def test_overrides_set_each_head_argument_by_type(tmp_path):
-    cfg = tmp_path / "pks4.yaml"
-    cfg.write_text("model:\n  net:\n    init_args:\n      head:\n        init_args: {radius: 2}\n")
+def test_overrides_are_typed_head_arguments():
     args = type("A", (), dict(epochs=3, extra="--data.num_workers 0"))()
-    ov = tables._overrides(args, cfg, {"use_correlation": False, "radius": 3})
-    assert ov[:4] == [tables.HEAD_ARG + "use_correlation", "false", tables.HEAD_ARG + "radius", "3"]
-    assert ov[-4:] == ["--trainer.max_epochs", "3", "--data.num_workers", "0"]
+    ov = runs.overrides(args, runs.head_overrides({"use_correlation": False, "radius": 2}))
+    assert ov == ["--model.net.head.use_correlation", "false", "--model.net.head.radius", "2",
+                  "--trainer.max_epochs", "3", "--data.num_workers", "0"]
+
+
+def test_run_commands_carry_no_machine_paths(tmp_path):
+    repo = outputs.REPO
+    run = runs.Run("main", "temporal/pks4", repo / "conf" / "synthetic" / "pks4.yaml", repo / "data" / "tables" / "t",
+                   [], repo / "runs" / "tables")
+    assert str(repo) not in run.command and "--config conf/synthetic/pks4.yaml" in run.command
+    assert "--data.root data/tables/t" in run.command and "save_dir runs/tables/main" in run.command
+    outside = runs.Run("main", "x", repo / "conf" / "synthetic" / "pks4.yaml", tmp_path, [], tmp_path)
+    assert f"--data.root {tmp_path}" in outside.command                 # outside the repository: as given
+
+
+@pytest.mark.parametrize("name,head,kw", table_ablation.ABLATIONS, ids=[a[0] for a in table_ablation.ABLATIONS])
+def test_every_ablation_reaches_the_head_typed(name, head, kw, capsys):
+    """Each ablation's overrides, through the real parser, set exactly its arguments with their types."""
+    import yaml
+
+    from pks4_lit.cli import main
+
+    config = outputs.REPO / "conf" / "synthetic" / f"{head}.yaml"
+    with pytest.raises(SystemExit) as done:
+        main(["fit", "--config", str(config), *runs.head_overrides(kw), "--print_config"])
+    assert done.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)["model"]["net"]["init_args"]["head"]["init_args"]
+    for key, value in kw.items():
+        assert printed[key] == value and type(printed[key]) is type(value), (key, printed[key])
 
 
 def test_dataset_tables_fail_clearly_without_data(tmp_path):
     with pytest.raises(SystemExit, match="no dataset given.*DATA="):
-        tables.check_dataset(None, "ssv2", "ssv2")
+        table_datasets.check_dataset(None, "ssv2", "ssv2")
     with pytest.raises(SystemExit, match="not a directory"):
-        tables.check_dataset(str(tmp_path / "nope"), "ssv2", "ssv2")
+        table_datasets.check_dataset(str(tmp_path / "nope"), "ssv2", "ssv2")
     with pytest.raises(SystemExit, match="not a usable ssv2 dataset"):
-        tables.check_dataset(str(tmp_path), "ssv2", "ssv2")
+        table_datasets.check_dataset(str(tmp_path), "ssv2", "ssv2")
     with pytest.raises(SystemExit, match="not a usable kinetics dataset"):
-        tables.check_dataset(str(tmp_path), "kinetics", "k400")
+        table_datasets.check_dataset(str(tmp_path), "kinetics", "k400")
     (tmp_path / "labels.json").write_text(json.dumps({"Pushing something": "0"}))
     (tmp_path / "train.json").write_text(json.dumps([{"id": "1", "template": "Pushing [something]"}]))
     (tmp_path / "validation.json").write_text(json.dumps([{"id": "2", "template": "Pushing [something]"}]))
     with pytest.raises(SystemExit, match="does not exist"):           # annotations fine, videos missing
-        tables.check_dataset(str(tmp_path), "ssv2", "ssv2")
+        table_datasets.check_dataset(str(tmp_path), "ssv2", "ssv2")
     (tmp_path / "1.webm").write_bytes(b"x")
     (tmp_path / "2.webm").write_bytes(b"x")
-    assert tables.check_dataset(str(tmp_path), "ssv2", "ssv2") == tmp_path
+    assert table_datasets.check_dataset(str(tmp_path), "ssv2", "ssv2") == tmp_path
 
 
 def test_make_table_ssv2_without_data_fails_with_the_message():
     import subprocess
 
-    repo = Path(tables.__file__).resolve().parent.parent
+    repo = outputs.REPO
     out = subprocess.run(["make", "-s", "table-ssv2", "DATA="], cwd=repo, capture_output=True, text=True)
     assert out.returncode != 0 and "no dataset given" in out.stderr
 
 
 def test_efficiency_writes_table_plot_and_json(docs):
-    tables.efficiency(["--rows", "tsn", "attention", "ssm", "--modes", "head", "--T", "4", "8", "--dim", "16",
+    efficiency(["--rows", "tsn", "attention", "ssm", "--modes", "head", "--T", "4", "8", "--dim", "16",
                        "--size", "3", "--repeats", "1"], "make table-efficiency")
-    text = tables.RESULTS_MD.read_text()
+    text = outputs.RESULTS_MD.read_text()
     assert "<!-- tables:efficiency:start -->" in text and "`make table-efficiency`" in text
     assert "| attention |" in text and "torch" in text
     assert (docs / "figures" / "efficiency.png").stat().st_size > 10_000
@@ -113,7 +139,7 @@ def test_efficiency_writes_table_plot_and_json(docs):
 @pytest.mark.slow
 def test_main_and_ablation_tables_run_through_the_cli_at_tiny_scale(docs, tmp_path):
     """The same code path as `make table-main` / `make table-ablation`, at a scale of seconds."""
-    repo = Path(tables.__file__).resolve().parent.parent
+    repo = outputs.REPO
     heads = [h for h in ("tsn", "pks4") if (repo / "conf" / "synthetic" / f"{h}.yaml").is_file()]
     if "pks4" not in heads:
         pytest.skip("conf/synthetic/pks4.yaml not present")
@@ -121,7 +147,7 @@ def test_main_and_ablation_tables_run_through_the_cli_at_tiny_scale(docs, tmp_pa
             "--videos-per-class", "5",
             "--extra", "--data.num_workers 0 --data.crop_size 64 --data.short_side 64 --data.num_frames 4 "
                        "--data.batch_size 4 --trainer.enable_progress_bar false"]
-    out = tables.main_table(tiny + ["--tasks", "temporal", "--heads", *heads], "test")
+    out = main_table(tiny + ["--tasks", "temporal", "--heads", *heads], "test")
     rows = {s["name"]: s for s in out["temporal"]["rows"]}
     assert set(rows) == {f"temporal/{h}" for h in heads}
     for s in rows.values():
@@ -129,11 +155,11 @@ def test_main_and_ablation_tables_run_through_the_cli_at_tiny_scale(docs, tmp_pa
         assert s["train_GFLOPs_per_clip"] > 0 and s["tunable_params"] > 0 and s["n_train"] == 8 * 3
     if "tsn" in heads:
         assert rows["temporal/pks4"]["tunable_params"] > rows["temporal/tsn"]["tunable_params"]
-    text = tables.RESULTS_MD.read_text()
+    text = outputs.RESULTS_MD.read_text()
     assert "temporal-heavy set" in text and "pks4 fit --config" in text
     # a second call reuses the finished runs (same commands) instead of training again
     mtime = os.path.getmtime(tmp_path / "runs" / "main" / "temporal" / "pks4" / "done.json")
-    tables.main_table(tiny + ["--tasks", "temporal", "--heads", "pks4"], "test")
+    main_table(tiny + ["--tasks", "temporal", "--heads", "pks4"], "test")
     assert os.path.getmtime(tmp_path / "runs" / "main" / "temporal" / "pks4" / "done.json") == mtime
-    abl = tables.ablation_table(tiny + ["--only", "w/o correlation"], "test")
+    abl = table_ablation.ablation_table(tiny + ["--only", "w/o correlation"], "test")
     assert abl["rows"][0]["label"] == "w/o correlation" and "use_correlation" in abl["rows"][0]["command"]

@@ -1,0 +1,5 @@
+import sys
+
+from pks4_lit.tables import main
+
+sys.exit(main())
