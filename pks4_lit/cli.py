@@ -187,31 +187,8 @@ def _fail(message: str) -> None:
     raise SystemExit(2)
 
 
-def _parser_keys(parser) -> list[str]:
-    keys = []
-    for action in parser._actions:
-        if action.dest and action.dest not in ("help", "config") and not action.dest.startswith("_"):
-            keys.append(action.dest)
-    return keys
-
-
-def _did_you_mean(message: str, keys: list[str]) -> str:
-    """` (did you mean 'model.d_model'?)` for the unknown key a jsonargparse message names, else ''."""
-    bad = re.findall(r"(?:--|option ')([A-Za-z_][\w.]*)", message) or re.findall(r"[Kk]ey '?\"?([A-Za-z_][\w.]*)", message)
-    for key in bad:
-        parent = key.rpartition(".")[0]
-        siblings = {k.rpartition(".")[2]: k for k in keys if k.rpartition(".")[0] == parent}
-        close = [siblings[c] for c in difflib.get_close_matches(key.rpartition(".")[2], siblings, n=1, cutoff=0.6)]
-        close = close or difflib.get_close_matches(key, keys, n=1, cutoff=0.8)
-        if close and close[0] != key:
-            return f" (did you mean {close[0]!r}?)"
-    return ""
-
-
 # ---------------------------------------------------------------------------- LightningCLI
 def _make_cli_class():
-    from argparse import ArgumentError
-
     from lightning.pytorch.callbacks import Callback, LearningRateMonitor
     from lightning.pytorch.callbacks.progress import ProgressBar
     from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
@@ -261,24 +238,11 @@ def _make_cli_class():
             parser.add_argument("--allow_random_weights", type=bool, default=False,
                                 help="validate/test/predict: allow running without --ckpt_path (random weights)")
 
-        # ---- parsing: one line per mistake
+        # ---- parsing: one line per mistake (PKS4Parser.error, pks4_lit.config_errors)
         def init_parser(self, **kwargs):
             parser = super().init_parser(**kwargs)
-            parser.exit_on_error = False  # errors raise; parse_arguments reports them in one line
             parser.allow_abbrev = False   # `--trainer.max_epoch` is a typo, not `--trainer.max_epochs`
             return parser
-
-        def parse_arguments(self, parser, args):
-            try:
-                super().parse_arguments(parser, args)
-            except ArgumentError as err:
-                if debug_enabled():
-                    raise
-                words = args if isinstance(args, list) else sys.argv[1:]
-                sub = next((a for a in words if a in self._subcommand_parsers), None)
-                keys = _parser_keys(self._subcommand_parsers[sub]) if sub else []
-                message = " ".join(str(err).split())
-                _fail(f"pks4{' ' + sub if sub else ''}: error: {message}{_did_you_mean(message, keys)}")
 
         # ---- checkpoints and run folders
         def before_instantiate_classes(self):
