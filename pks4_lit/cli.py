@@ -37,7 +37,6 @@ import difflib
 import importlib
 import os
 import pkgutil
-import re
 import shutil
 import sys
 import time
