@@ -44,7 +44,7 @@ import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 from pks4_lit.command import debug_enabled, print_json, run_and_print, run_command
 from pks4_lit.console import default_progress_bar, filter_expected_output
@@ -237,6 +237,13 @@ def _make_cli_class():
             parser.add_argument("--allow_random_weights", type=bool, default=False,
                                 help="validate/test/predict: allow running without --ckpt_path (random weights)")
 
+        def _prepare_subcommand_parser(self, klass, subcommand, **kwargs):
+            parser = super()._prepare_subcommand_parser(klass, subcommand, **kwargs)
+            if subcommand == "predict":   # added after the method's own arguments: not passed to trainer.predict
+                parser.add_argument("--out", type=Optional[str], default=None,
+                                    help="predict: also write the predictions to FILE (.csv or .jsonl)")
+            return parser
+
         # ---- parsing: one line per mistake (PKS4Parser.error, pks4_lit.config_errors)
         def init_parser(self, **kwargs):
             parser = super().init_parser(**kwargs)
@@ -350,7 +357,7 @@ def _make_cli_class():
             if self.subcommand in ("validate", "test"):
                 callbacks.append(_LogAtCheckpointStep())
             if self.subcommand == "predict":  # printed predictions, no progress bar in between
-                callbacks.append(PredictionPrinter())
+                callbacks.append(PredictionPrinter(out=self.config[self.subcommand].get("out")))
                 if trainer_config.get("enable_progress_bar") is None:
                     kwargs["enable_progress_bar"] = False
             elif trainer_config.get("enable_progress_bar") is not False and not any(

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
+from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from pks4_lit.figures import confusion_figure
@@ -96,6 +97,9 @@ class PKS4Module(LightningModule):
         self.test_top1 = MulticlassAccuracy(num_classes, top_k=1, average="micro")
         self.test_top5 = MulticlassAccuracy(num_classes, top_k=top5, average="micro")
         self.val_confusion = MulticlassConfusionMatrix(num_classes)
+        # eval loss as a clip-weighted metric: self.log(sync_dist=True) would average per-rank means
+        # and floor the batch count when ranks hold unequal numbers of clips (Lightning #21859)
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.test_confusion = MulticlassConfusionMatrix(num_classes)
         self.group_names: list[str] = []          # filled in setup() when the data has class groups
         self.group_metrics = nn.ModuleDict()      # "<stage>_<group>" -> top-1 accuracy on that group
@@ -195,9 +199,8 @@ class PKS4Module(LightningModule):
             return
         label, features = batch["label"], "features" in batch         # [B]
         probs = self.multi_view_probs(batch["features" if features else "video"], features)  # [B,K]
-        loss = F.nll_loss(probs.clamp_min(1e-12).log(), label)
-        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, sync_dist=True,
-                 prog_bar=split == "val", batch_size=label.shape[0])
+        loss = F.nll_loss(probs.clamp_min(1e-12).log(), label, reduction="none")   # [B]
+        getattr(self, f"{split}_loss").update(loss)
         getattr(self, f"{split}_top1").update(probs, label)
         getattr(self, f"{split}_top5").update(probs, label)
         getattr(self, f"{split}_confusion").update(probs, label)
@@ -209,11 +212,13 @@ class PKS4Module(LightningModule):
 
     def _eval_epoch_end(self, split: str):
         top1 = getattr(self, f"{split}_top1")
-        values = {f"{split}/top1": top1.compute(), f"{split}/top5": getattr(self, f"{split}_top5").compute()}
+        values = {f"{split}/loss": getattr(self, f"{split}_loss").compute(),
+                  f"{split}/top1": top1.compute(), f"{split}/top5": getattr(self, f"{split}_top5").compute()}
         for group in self.group_names:
             values[f"{split}/top1_{group}"] = self.group_metrics[f"{split}_{group}"].compute()
         confusion = getattr(self, f"{split}_confusion").compute()    # all ranks: it syncs
-        for metric in [top1, getattr(self, f"{split}_top5"), getattr(self, f"{split}_confusion")] + [
+        for metric in [top1, getattr(self, f"{split}_top5"), getattr(self, f"{split}_confusion"),
+                       getattr(self, f"{split}_loss")] + [
                 self.group_metrics[f"{split}_{g}"] for g in self.group_names]:
             metric.reset()
         if self.trainer.sanity_checking:

@@ -181,6 +181,27 @@ def test_predict_prints_top_classes(workdir, dataset, capsys):
     assert {item.rsplit(" ", 1)[0] for item in ranked} == {t.replace("[something]", "something") for t in CLASSES}
 
 
+def test_predict_out_writes_every_input_and_skips_the_unreadable(workdir, dataset, capsys):
+    import csv
+    import json
+    run_cli(["fit", "--config", "conf/tiny.yaml", "--trainer.max_epochs", "1"])
+    bad = workdir / "broken.webm"
+    bad.write_bytes(b"not a video")
+    videos = [dataset / "validation1.webm", bad, dataset / "validation2.webm"]
+    for out in (workdir / "p.csv", workdir / "p.jsonl"):
+        assert main(["predict", "--config", "conf/tiny.yaml", "--ckpt_path", "last",
+                     "--data.predict_paths", json.dumps([str(v) for v in videos]), "--out", str(out)]) == 0
+        if out.suffix == ".csv":
+            rows = {r["path"]: r for r in csv.DictReader(out.open())}
+            assert rows[str(bad)]["error"] and not rows[str(videos[0])]["error"]
+            assert rows[str(videos[2])]["class_1"] in {t.replace("[something]", "something") for t in CLASSES}
+        else:
+            rows = {r["path"]: r for r in map(json.loads, out.read_text().splitlines())}
+            assert "error" in rows[str(bad)] and len(rows[str(videos[0])]["top"]) == 4
+        assert set(rows) == {str(v) for v in videos}
+    assert str(bad) in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------ errors
 def test_unknown_key_exits_2_naming_it(workdir, capsys):
     with pytest.raises(SystemExit) as err:

@@ -53,6 +53,7 @@ def runs(tmp_path_factory):
               "--trainer.callbacks", probe, cwd=tmp, timeout=600)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     run_dir = tmp / "runs" / "tiny" / "version_0"
+    ddp_scalars = tb_scalars(run_dir)  # before `validate`, which logs into the checkpoint's run
     seen = [i for r in (0, 1) for line in Path(f"{tmp / 'val'}.rank{r}").read_text().splitlines() for i in json.loads(line)]
 
     cwd = Path.cwd()
@@ -62,7 +63,7 @@ def runs(tmp_path_factory):
                           "--ckpt_path", str(run_dir / "checkpoints" / "last.ckpt")]).trainer.callback_metrics
     finally:
         os.chdir(cwd)
-    return {"seen": seen, "ddp": tb_scalars(run_dir), "single": {k: float(v) for k, v in single.items()}}
+    return {"seen": seen, "ddp": ddp_scalars, "single": {k: float(v) for k, v in single.items()}}
 
 
 @pytest.mark.slow
@@ -78,8 +79,5 @@ def test_ddp_val_accuracy_equals_single_process(runs):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="Lightning #21859: self.log(sync_dist=True) mean-syncs its integer batch-size "
-                                       "count and floors it when ranks hold unequal counts (3 + 2 videos); needs "
-                                       "val/loss as a torchmetrics MeanMetric in lit_module.py (see h2 report)")
 def test_ddp_val_loss_equals_single_process(runs):
     assert runs["single"]["val/loss"] == pytest.approx(runs["ddp"]["val/loss"][0], rel=1e-4)
