@@ -38,6 +38,7 @@ from typing import Literal
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from pks4_lit.models.kinematic import KinematicPriorEncoder
 from pks4_lit.ops import causal_conv1d, causal_conv1d_update, selective_scan, selective_state_update
@@ -103,7 +104,7 @@ class PKS4(nn.Module):
                  use_priors: bool = True, bidirectional: bool = False,
                  dt_rank: int | Literal["auto"] = "auto", dt_min: float = 0.001, dt_max: float = 0.1,
                  dt_init_floor: float = 1e-4, diff_dim: int = 8, temperature: float = 0.1,
-                 learn_temperature: bool = True):
+                 learn_temperature: bool = True, recompute_priors: bool = True):
         """
         Args:
             dim: channels C of the backbone features (given by the classifier).
@@ -124,6 +125,8 @@ class PKS4(nn.Module):
             diff_dim: channels of the projected feature difference.
             temperature: initial soft-argmax temperature of the correlation.
             learn_temperature: learn that temperature.
+            recompute_priors: training keeps only the priors' input and recomputes them in the backward
+                (same values and gradients; less memory, a few % more time).
         """
         super().__init__()
         if dim < 1 or d_state < 1 or expand < 1 or d_conv < 0:
@@ -135,6 +138,7 @@ class PKS4(nn.Module):
         self.dt_rank = math.ceil(dim / 16) if dt_rank == "auto" else int(dt_rank)
         self.use_priors = use_priors and (use_correlation or use_difference)
         self.bidirectional = bidirectional
+        self.recompute_priors = recompute_priors
 
         self.norm = nn.LayerNorm(dim)
         self.priors = KinematicPriorEncoder(
@@ -162,13 +166,8 @@ class PKS4(nn.Module):
             y = y.to(self.out_proj.weight.dtype)
         return self.out_proj(y), deltas                                         # [b,L,C]
 
-    def mix(self, xn, p=None, return_delta=None):
+    def mix(self, xn, p=None):
         """`mix_with_deltas` without the Δs: xn [b,L,C], p [b,L,Cp] | None → [b,L,C]."""
-        # TODO(h4): `return_delta` is read only by the old global_ssm.py (a PKS4 subclass until its
-        # rewrite lands); delete the argument then.
-        if return_delta:
-            out, deltas = self.mix_with_deltas(xn, p)
-            return out, [F.softplus(d.float() + s.dt_proj.bias.float()[:, None]) for d, s in zip(deltas, self.scanners)]
         return self.mix_with_deltas(xn, p)[0]
 
     def _check(self, X):
@@ -189,9 +188,18 @@ class PKS4(nn.Module):
         xn, seq = self._sequences(X)
         p = None
         if self.use_priors:
-            P = self.priors(xn.permute(0, 1, 4, 2, 3))                          # [B,T,Cp,h,w]
+            P = self._priors(xn.permute(0, 1, 4, 2, 3))                         # [B,T,Cp,h,w]
             p = P.permute(0, 3, 4, 1, 2).flatten(0, 2)                          # [B·h·w,T,Cp]
         return X + self._to_grid(self.mix(seq, p), X).to(X.dtype)
+
+    def _priors(self, xn):              # [B,T,C,h,w] → P [B,T,Cp,h,w]
+        # The correlation volume, its Gram buffers and the prior MLP's activations are ~55 % of the
+        # head's saved-for-backward bytes but a few % of its FLOPs: when training, keep only their input
+        # and recompute them in the backward (as mamba's fused kernel does for the scan's states).
+        if self.recompute_priors and torch.is_grad_enabled() and (
+                xn.requires_grad or any(q.requires_grad for q in self.priors.parameters())):
+            return checkpoint(self.priors, xn, use_reentrant=False)
+        return self.priors(xn)
 
     def forward_with_internals(self, X: torch.Tensor) -> tuple[torch.Tensor, dict]:
         """→ (Y, dict(priors=P [B,T,Cp,h,w] | None, delta=Δ [B,T,d_inner,h,w] after bias and

@@ -190,3 +190,25 @@ def test_ssm_parameters_are_declared_no_weight_decay():
 
     patterns = no_weight_decay_patterns(make(bidirectional=True))
     assert {"scanners.0.A_log", "scanners.1.A_log", "scanners.0.D", "scanners.1.dt_proj.bias"} <= patterns
+
+
+def test_recomputed_priors_give_the_same_gradients_and_keep_less_for_backward():
+    def saved_bytes_and_grads(recompute):
+        torch.manual_seed(0)
+        head = PKS4(16, d_state=4, prior_dim=8, radius=1, recompute_priors=recompute)
+        X = torch.randn(2, 12, 16, 5, 5, requires_grad=True)
+        sizes = {}
+
+        def pack(t):
+            sizes[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            y = head(X)
+        y.square().mean().backward()
+        return sum(sizes.values()), [X.grad] + [p.grad for p in head.parameters()]
+
+    kept, grads = saved_bytes_and_grads(True)
+    kept_all, grads_all = saved_bytes_and_grads(False)
+    assert kept < 0.75 * kept_all, (kept, kept_all)
+    for g, g_all in zip(grads, grads_all):
+        torch.testing.assert_close(g, g_all, rtol=1e-5, atol=1e-6)
