@@ -168,6 +168,11 @@ class VideoReader:
     def _check_cut_off(self):
         """A file whose frames cover much less than its header announces was cut off (a truncated download)."""
         announced = self.stream.duration or 0  # in stream time base, like pts
+        if not announced and self.container.duration and self.stream.time_base:
+            # Matroska/WebM keep the length only in the segment header (µs), which a cut-off download
+            # still carries; it covers every stream, so audio running past the video can make a whole
+            # file read as slightly short (a log line, not a bad clip, unless past max_missing_fraction)
+            announced = self.container.duration / 1_000_000 / float(self.stream.time_base)
         if "avi" in self.container.format.name.split(","):  # without its index FFmpeg re-estimates the duration:
             announced = max(announced, (self.stream.frames or 0) * (self._frame_step or 0))  # the header's count
         if not self.has_pts or announced <= 0 or self.num_frames < 2:

@@ -149,6 +149,18 @@ def cut_avi(path, fraction=0.4, n=120, gop=30) -> Path:
     return path
 
 
+def cut_webm(path, fraction=0.5, n=48) -> Path:
+    """A VP9 WebM (the SSv2 and synthetic-set format) cut to `fraction` of its bytes: Matroska has no
+    per-stream duration, only the segment header's, which the cut file still carries."""
+    path = Path(path)
+    full = encode(path.with_suffix(".full.webm"), "libvpx-vp9", n, {"deadline": "realtime", "cpu-used": "8"},
+                  texture=True)
+    data = full.read_bytes()
+    path.write_bytes(data[:int(len(data) * fraction)])
+    full.unlink()
+    return path
+
+
 def decode_all(path) -> np.ndarray:
     """Every frame in decoder output order [N,H,W,3]: the reference every decode mode must match."""
     with av.open(str(path)) as c:

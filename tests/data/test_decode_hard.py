@@ -25,6 +25,8 @@ def files(tmp_path_factory):
         "mp4_bframes": h264,
         "open_gop_start": hard.open_gop_start(hard.h264_bframes(d / "og.mp4", open_gop=True), d / "og_cut.mp4", 2),
         "cut_avi": hard.cut_avi(d / "cut.avi", fraction=0.4),
+        "cut_webm": hard.cut_webm(d / "cut.webm", fraction=0.5),
+        "cut_webm_tail": hard.cut_webm(d / "cut_tail.webm", fraction=0.9),
         "raw_h264": hard.encode(d / "raw.h264", "libx264", 48, {"bf": "2"}, bf=2, fmt="h264"),  # no timestamps at all
     }
 
@@ -99,6 +101,15 @@ def test_reordered_file_is_logged_once_by_id(files, caplog):
             r.decode([3, 30])
     lines = [m for m in caplog.messages if "ucf/v_Fencing_g01_c01" in m]
     assert len(lines) == 1 and "output order" in lines[0]
+
+
+def test_cut_webm_is_bad_by_default_and_a_small_cut_is_logged(files, caplog):
+    """WebM/MKV streams announce no duration of their own: the segment header's length is the reference."""
+    with pytest.raises(BadVideoError, match=r"cut off: its frames cover \d+% of the duration"):
+        VideoReader(files["cut_webm"])
+    with VideoReader(files["cut_webm_tail"]) as r:
+        assert 30 <= r.num_frames < 48
+    assert any("of the announced duration" in m for m in caplog.messages), caplog.messages
 
 
 def test_cut_avi_is_bad_by_default(files):
