@@ -258,7 +258,7 @@ class VideoReader:
                 self._rewind()
             else:
                 self.container.seek(self.pts[start], stream=self.stream, backward=True, any_frame=False)
-            for n, frame in enumerate(self._frames()):
+            for n, frame in enumerate(self._frames(stop_on_error=by_output)):
                 if by_output:
                     j = n
                 else:
@@ -289,13 +289,17 @@ class VideoReader:
         except Exception as e:  # demux error (cut-off file), seek failure: what came out so far stays
             self._error = self._error or f"{type(e).__name__}: {e}"
 
-    def _frames(self):
-        """Decoded frames from the current position; a packet that fails to decode is skipped and noted."""
+    def _frames(self, stop_on_error: bool = False):
+        """Decoded frames from the current position; a packet that fails to decode is skipped and noted.
+        `stop_on_error` (frames indexed by output order): stop there instead, since every later frame's
+        index would be off by the frames that packet should have given (they count as missing)."""
         for packet in self.container.demux(self.stream):
             try:
                 decoded = packet.decode()
             except Exception as e:  # a damaged packet: the decoder goes on with the next one
                 self._error = self._error or f"{type(e).__name__}: {e}"
+                if stop_on_error:
+                    return
                 continue
             yield from decoded
 

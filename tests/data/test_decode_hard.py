@@ -163,3 +163,45 @@ def test_a_missing_frame_is_never_filled_with_a_later_one(tmp_path):
     path = _damaged_mjpeg(tmp_path / "v.avi", [0])
     with pytest.raises(BadVideoError, match="no earlier frame"):
         VideoReader(path, max_missing_fraction=1.0).decode([0, 5])
+
+
+class _DamagedPacket:
+    """A packet whose decode fails, as a corrupt packet mid-file does."""
+
+    def __init__(self, packet):
+        self.packet = packet
+
+    def __getattr__(self, name):
+        return getattr(self.packet, name)
+
+    def decode(self):
+        raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
+
+
+class _DamagingContainer:
+    """The reader's container, with its `bad`-th demuxed packet damaged."""
+
+    def __init__(self, container, bad: int):
+        self.container, self.bad = container, bad
+
+    def __getattr__(self, name):
+        return getattr(self.container, name)
+
+    def demux(self, *args, **kw):
+        for k, packet in enumerate(self.container.demux(*args, **kw)):
+            yield _DamagedPacket(packet) if k == self.bad else packet
+
+
+def test_a_damaged_packet_in_output_order_never_shifts_later_frames(files, monkeypatch, caplog):
+    """Frames indexed by output order (packed B-frames): a packet that gives no frame must not make every
+    later frame land one slot early; the frames after it are missing (filled from earlier, logged)."""
+    with VideoReader(files["packed_avi"]) as r:
+        monkeypatch.setattr(r, "container", _DamagingContainer(r.container, bad=10))
+        with pytest.raises(BadVideoError, match="3 of 4 wanted frames could not be decoded"):
+            r.decode([5, 20, 30, 40], mode="linear")
+    with VideoReader(files["packed_avi"], max_missing_fraction=1.0) as r:
+        assert r.order == "output"
+        monkeypatch.setattr(r, "container", _DamagingContainer(r.container, bad=10))
+        got = level_index(r.decode([5, 20, 30, 40], mode="linear"))
+    assert got[0] == 5
+    assert all(g < w for g, w in zip(got[1:], [20, 30, 40])), got   # never a later (shifted) frame
