@@ -46,6 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+import yaml
+
 from pks4_lit.command import debug_enabled, print_json, run_and_print, run_command
 from pks4_lit.console import default_progress_bar, filter_expected_output
 from pks4_lit.runs import (FAILED_MARKER, best_checkpoint, class_count_mismatch, latest_checkpoint, mark_failed,
@@ -298,12 +300,15 @@ def _make_cli_class():
                 note = "the newest last.ckpt"
             else:
                 monitor, mode = config.checkpoint.monitor, config.checkpoint.mode
-                best = best_checkpoint(root, monitor, mode) if root and monitor else None
+                like = yaml.safe_load(self._subcommand_parsers[sub].dump(config, skip_none=False))
+                best = best_checkpoint(root, monitor, mode, like) if root and monitor else None
                 found = best and best[0]
                 if best and best[1] is None:
                     note = f"no run records {monitor}: the newest of {best[2]} best.ckpt"
                 elif best:
                     note = f"{monitor} = {best[1]:.4f}, the {mode} over {best[2]} run{'s' * (best[2] > 1)}"
+                if best and best[3]:
+                    note += f"; {best[3]} run{'s' * (best[3] > 1)} with another model or data.root left out"
             if not found:
                 _fail(f"pks4 {sub}: --ckpt_path {which}: no {which}.ckpt under {where}; pass a checkpoint file")
             config.ckpt_path = str(found)

@@ -44,17 +44,38 @@ def checkpoint_score(path: Path, monitor: str) -> float | None:
     return None
 
 
-def best_checkpoint(run_root: str, monitor: str, mode: str) -> tuple[Path, float | None, int] | None:
-    """(best.ckpt with the best recorded `monitor` across the runs under run_root, its score, number of runs)."""
+def _same_experiment(run_dir: Path, like: dict | None) -> bool:
+    """Whether a run's saved config.yaml has the same `model` and `data.root` as `like` (True when
+    either is unknown). Other trainer settings (epochs, limits) do not make runs incomparable."""
+    config = run_dir / "config.yaml"
+    if like is None or not config.is_file():
+        return True
+    import yaml
+
+    try:
+        saved = yaml.safe_load(config.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return True
+    return (saved.get("model") == like.get("model")
+            and (saved.get("data") or {}).get("root") == (like.get("data") or {}).get("root"))
+
+
+def best_checkpoint(run_root: str, monitor: str, mode: str, like: dict | None = None
+                    ) -> tuple[Path, float | None, int, int] | None:
+    """(best.ckpt with the best recorded `monitor` across the runs under run_root, its score, number of
+    runs compared, number left out). `like` (a config dict): only runs with its model and data root
+    compete, so an ablation override or another dataset saved under the same name is never picked."""
     found = run_checkpoints(run_root, "best.ckpt")
-    if not found:
+    same = [p for p in found if _same_experiment(p.parent.parent, like)]
+    if not same:
         return None
-    scored = [(s, p) for p in found if (s := checkpoint_score(p, monitor)) is not None]
+    left_out = len(found) - len(same)
+    scored = [(s, p) for p in same if (s := checkpoint_score(p, monitor)) is not None]
     if not scored:  # none records this metric: the newest, said so by a None score
-        return max(found, key=lambda p: p.stat().st_mtime), None, len(found)
+        return max(same, key=lambda p: p.stat().st_mtime), None, len(same), left_out
     sign = 1.0 if mode == "max" else -1.0
     score, path = max(scored, key=lambda sp: (sign * sp[0], sp[1].stat().st_mtime))
-    return path, score, len(found)
+    return path, score, len(same), left_out
 
 
 def run_dir_of(ckpt_path: str) -> Path | None:

@@ -92,3 +92,27 @@ def test_config_of_a_resumed_run_reruns_as_a_fresh_run(workdir):
     shutil.rmtree(workdir / "runs")  # e.g. after `make clean`, or on another machine
     assert main(["fit", "--config", "conf/saved.yaml", *quick]) == 0
     assert (workdir / RUN / "version_0" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_best_compares_only_runs_of_the_same_model_and_data(workdir, capsys):
+    """A run saved under the same name with another model (an ablation override) or another data.root
+    never wins `--ckpt_path best`, however well it scored on its own validation set."""
+    _fit("--trainer.max_epochs", "1")
+    capsys.readouterr()
+    v0 = RUN / "version_0"
+    for version, edit in ((1, lambda c: c["model"].update(lr=c["model"]["lr"] * 10)),
+                          (2, lambda c: c["data"].update(root=str(workdir / "other_data")))):
+        other = RUN / f"version_{version}"
+        shutil.copytree(v0, other)
+        config = yaml.safe_load((other / "config.yaml").read_text())
+        edit(config)
+        (other / "config.yaml").write_text(yaml.safe_dump(config))
+        ckpt = torch.load(other / "checkpoints" / "best.ckpt", weights_only=False)
+        for state in ckpt["callbacks"].values():
+            if "best_model_score" in state:
+                state["best_model_score"] = torch.tensor(1.0)     # a perfect val/top1 on its own terms
+        torch.save(ckpt, other / "checkpoints" / "best.ckpt")
+
+    test = run_cli(["test", "--config", "conf/tiny.yaml", "--ckpt_path", "best", "--data.test_split", "validation"])
+    assert Path(test.trainer.ckpt_path).resolve() == (v0 / "checkpoints" / "best.ckpt").resolve()
+    assert "2 runs with another model or data.root left out" in capsys.readouterr().err
