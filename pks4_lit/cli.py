@@ -270,6 +270,16 @@ def _make_cli_class():
                           f"Pass --ckpt_path FILE (or best/last for this config's runs), or "
                           f"--allow_random_weights true if that is really what you want.")
                 self._log_into_checkpoint_run(config)
+            if config.get("ckpt_path") and os.path.isfile(config.ckpt_path):
+                self._weights_from_checkpoint(config)
+
+        def _weights_from_checkpoint(self, config):
+            """Every weight comes from --ckpt_path: the backbone must not read its weights file or the hub
+            (missing on another machine, or a download), so its `checkpoint_path`/`pretrained` are cleared."""
+            for key, value in list(config.model.items()):
+                leaf = key.rpartition(".")[2]
+                if (leaf == "checkpoint_path" and value) or (leaf == "pretrained" and value is True):
+                    config.model[key] = None if leaf == "checkpoint_path" else False
 
         def _tensorboard_root(self, config) -> str | None:
             args = tensorboard_args(config)

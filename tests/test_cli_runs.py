@@ -116,3 +116,20 @@ def test_best_compares_only_runs_of_the_same_model_and_data(workdir, capsys):
     test = run_cli(["test", "--config", "conf/tiny.yaml", "--ckpt_path", "best", "--data.test_split", "validation"])
     assert Path(test.trainer.ckpt_path).resolve() == (v0 / "checkpoints" / "best.ckpt").resolve()
     assert "2 runs with another model or data.root left out" in capsys.readouterr().err
+
+
+def test_a_checkpoint_does_not_need_the_backbone_weights_file_it_was_trained_from(workdir, capsys):
+    """`pks4 test|predict --ckpt_path` on another machine: every weight is in the checkpoint."""
+    import timm
+
+    weights = workdir / "backbone.pth"
+    torch.save(timm.create_model("test_efficientnet", num_classes=0).state_dict(), weights)
+    fit = _fit("--trainer.max_epochs", "1", "--model.net.backbone.checkpoint_path", str(weights))
+    val = float(fit.trainer.callback_metrics["val/loss"])
+    weights.unlink()
+    capsys.readouterr()
+    assert main(["test", "--config", "conf/tiny.yaml", "--model.net.backbone.checkpoint_path", str(weights),
+                 "--ckpt_path", "last", "--data.test_split", "validation"]) == 0, capsys.readouterr().err
+    assert not weights.exists()
+    scalars = tb_scalars(RUN / "version_0")
+    assert scalars["test/loss"][-1][1] == pytest.approx(val, abs=1e-5)
