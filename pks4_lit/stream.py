@@ -253,6 +253,9 @@ def run(args) -> dict:
     settings = data_settings(args.config, checkpoint)
     stride = args.stride or (settings["frame_stride"] if settings["sampler"] == "dense" else 1)
     model, class_names = load_model(args.ckpt_path, checkpoint, device)
+    if not hasattr(model, "check_streamable"):   # an end-to-end video model (VideoMamba): no frame recurrence
+        raise StreamError(f"{type(model).__name__} cannot stream: only a VideoClassifier with a causal head "
+                          f"(pks4, ssm, tsn) gives a prediction per frame")
     try:
         model.check_streamable()
     except NotImplementedError as e:

@@ -167,3 +167,17 @@ def test_clear_errors(video, checkpoint, tmp_path, capsys):
     assert main(["stream", "-c", str(config), "--ckpt_path", str(tmp_path / "attention.ckpt"), str(video)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'attention' cannot stream" in err[0]
+
+
+def test_an_end_to_end_video_model_cannot_stream(video, checkpoint, tmp_path, capsys):
+    _, config, _ = checkpoint
+    net = dict(class_path="pks4_lit.models.videomamba.VideoMamba",
+               init_args=dict(img_size=64, patch_size=16, num_frames=4, embed_dim=32, depth=1, d_state=4))
+    hparams = dict(net=net, num_classes=len(CLASSES), class_names=CLASSES, lr=0.01)
+    module = instantiate_module(PKS4Module, hparams)
+    torch.save({"state_dict": module.state_dict(),
+                "hyper_parameters": {**hparams, "_instantiator": "lightning.pytorch.cli.instantiate_module"},
+                "pytorch-lightning_version": lightning.__version__}, tmp_path / "vm.ckpt")
+    assert main(["stream", "-c", str(config), "--ckpt_path", str(tmp_path / "vm.ckpt"), str(video)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "VideoMamba cannot stream" in err[0], err
