@@ -5,6 +5,11 @@ saved, the state at the end of every `chunk` steps is kept, and the backward rec
 chunk's states from the previous one. What differs is the execution: every (batch, channel) row
 runs its N states in registers, so each input is read once per pass instead of every
 intermediate `[b,d,N]` tensor going through memory (measured: docs/RESULTS.md, "Selective scan").
+Δ's bias and softplus and the silu(z) gate are applied inside the kernel (their gradients come
+out of it too), and every `[b,d,L]` tensor and B/C are read and written through their strides: a
+caller can pass transposed views of `[b,L,·]` projections without copies (B/C need their N states
+contiguous, else they are copied once); y is laid out as delta (docs/RESULTS.md, "CPU scan and
+head: issue 14 targets"). The same library holds the causal conv of conv_cpu.py.
 
 Build: plain C++17 with no torch headers, compiled by the system C++ compiler (`$CXX`, else c++ /
 g++) for this CPU (-march=native) in a few seconds, the first time the kernel is needed, into
