@@ -11,7 +11,9 @@ Two modes (`--modes`):
         at 112 px, `feature_index=-2`: a 7×7×112 map). The backbone is frozen under no_grad for the
         heads; ST-Adapter backpropagates through it (that is its cost). st_adapter is e2e only.
 
-Per (mode, row, T), one training step = zero_grad, forward, cross-entropy, backward:
+Per (mode, row, T), one training step = zero_grad, forward, cross-entropy, backward (`--interleave`:
+the cases' timed steps alternate round-robin, so that load from other jobs falls on all of them alike;
+the output records the load average at start and end):
   step_s        fastest of `--repeats` timed steps after one warm-up step (the least disturbed by
                 other jobs on a shared machine; the median is kept as step_s_median)
   step_cpu_s    the least process CPU time of those steps (on CPU with --threads 1: the step's own
@@ -81,6 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--img-size", type=int, default=112, help="e2e mode: frame side in pixels")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--interleave", action="store_true",
+                        help="time the (row, T) cases round-robin, one step each per round, so that a load "
+                             "change on a shared machine hits every case alike (memory/FLOPs unchanged)")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu or cuda")
     parser.add_argument("--max-step-s", type=float, default=60.0,
                         help="skip larger T for a row once one step takes longer than this")
@@ -213,7 +218,7 @@ def scan_flops(b: int, d: int, N: int, L: int) -> int:
 @contextlib.contextmanager
 def _analytic_counts(model: nn.Module):
     """Count the work FlopCounterMode cannot see (forward FLOPs; caller multiplies by 3)."""
-    counts = {"scan": 0, "correlation": 0}
+    counts = {"scan": 0, "correlation": 0, "forward": True}
     real_ref = scan_module.selective_scan_ref
 
     def counting_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
@@ -232,7 +237,9 @@ def _analytic_counts(model: nn.Module):
         return (y, u.new_zeros(b, d, A.shape[1])) if return_last_state else y
 
     def on_encoder(mod, inputs):
-        if mod.use_correlation:
+        # forward passes only: a recompute of the priors during the backward (PKS4's
+        # recompute_priors) is not a second forward of the model
+        if mod.use_correlation and counts["forward"]:
             B, T, C, h, w = inputs[0].shape
             counts["correlation"] += 2 * C * (2 * mod.radius + 1) ** 2 * B * T * h * w
 
@@ -258,7 +265,10 @@ def count_flops(model, x, y) -> dict:
     the analytic scan / correlation terms (see module docstring)."""
     with _analytic_counts(model) as extra, sdpa_kernel(SDPBackend.MATH), \
             FlopCounterMode(display=False) as fc:
-        train_step(model, x, y)
+        model.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        extra["forward"] = False
+        loss.backward()
     per_op = {str(k): int(v) for k, v in fc.get_flop_counts()["Global"].items()}
     has_scan = any(n.endswith("A_log") for n, _ in model.named_parameters())
     if has_scan and extra["scan"] == 0:
@@ -294,14 +304,24 @@ def machine_info(device) -> dict:
     return info
 
 
-def measure(mode: str, row: str, T: int, args, device) -> dict:
+def prepare(mode: str, row: str, T: int, args, device):
+    """(model in train mode, x, y) after one warm-up step."""
     gen = torch.Generator().manual_seed(args.seed)
     torch.manual_seed(args.seed)
     model = build(mode, row, args).to(device).train()
     x, y = make_batch(mode, T, args, device, gen)
-    res = dict(mode=mode, row=row, T=T, batch=args.batch, tunable_params=tunable_params(model))
     train_step(model, x, y)                                            # warm-up
-    times, cpu_times = time_steps(model, x, y, args.repeats, device)
+    return model, x, y
+
+
+def measure(mode: str, row: str, T: int, args, device, timed=None) -> dict:
+    """One case's results; `timed` = (model, x, y, wall times, CPU times) from an interleaved run."""
+    if timed is None:
+        model, x, y = prepare(mode, row, T, args, device)
+        times, cpu_times = time_steps(model, x, y, args.repeats, device)
+    else:
+        model, x, y, times, cpu_times = timed
+    res = dict(mode=mode, row=row, T=T, batch=args.batch, tunable_params=tunable_params(model))
     # best of N: on a shared machine the fastest step is the least disturbed one
     res.update(step_s=min(times), step_s_median=statistics.median(times), step_s_all=times,
                clips_per_s=args.batch / min(times), step_cpu_s=min(cpu_times))
@@ -334,6 +354,18 @@ def slopes(results: list[dict]) -> dict:
     return out
 
 
+def time_interleaved(cases, args, device) -> dict:
+    """Wall and CPU times of every (mode, row, T) case, one step per case per round."""
+    prepared = {c: prepare(*c, args, device) for c in cases}
+    times = {c: ([], []) for c in cases}
+    for _ in range(args.repeats):
+        for c, (model, x, y) in prepared.items():
+            wall, cpu = time_steps(model, x, y, 1, device)
+            times[c][0].extend(wall)
+            times[c][1].extend(cpu)
+    return {c: (*prepared[c], *times[c]) for c in cases}
+
+
 def run(args) -> dict:
     if any(t < 2 for t in args.T + list(args.extra_T)):
         raise ValueError("every T must be >= 2")
@@ -341,6 +373,13 @@ def run(args) -> dict:
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
     results, skipped = [], []
+    load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
+    timed = {}
+    if getattr(args, "interleave", False):                  # (--max-step-s does not apply then)
+        timed = time_interleaved([(mode, row, T) for mode in args.modes
+                                  for T in sorted(set(args.T) | (set(args.extra_T) if mode == "head" else set()))
+                                  for row in args.rows if not (mode == "head" and row == "st_adapter")],
+                                 args, device)
     for mode in args.modes:
         Ts = sorted(set(args.T) | (set(args.extra_T) if mode == "head" else set()))
         for row in args.rows:
@@ -350,7 +389,7 @@ def run(args) -> dict:
                 if any(s["mode"] == mode and s["row"] == row for s in skipped):
                     skipped.append(dict(mode=mode, row=row, T=T, why="a smaller T exceeded --max-step-s"))
                     continue
-                r = measure(mode, row, T, args, device)
+                r = measure(mode, row, T, args, device, timed.pop((mode, row, T), None))
                 results.append(r)
                 print(f"[bench heads] {mode:4s} {row:10s} T={T:4d} step={r['step_s']:.3f}s "
                       f"cpu={r['step_cpu_s']:.3f}s "
@@ -360,7 +399,9 @@ def run(args) -> dict:
                     skipped.append(dict(mode=mode, row=row, T=T, why="step exceeded --max-step-s"))
     out = dict(bench="heads", date=datetime.datetime.now().isoformat(timespec="seconds"),
                command=" ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
-               machine=machine_info(device), config={k: v for k, v in vars(args).items() if k != "func"},
+               machine=machine_info(device),
+               load_average=dict(start=load_start, end=os.getloadavg() if load_start else None),
+               config={k: v for k, v in vars(args).items() if k != "func"},
                results=results, skipped=[s for s in skipped if s["why"].startswith("a smaller")],
                slopes=slopes(results))
     if args.out:

@@ -62,6 +62,34 @@ import torch.nn.functional as F
 GRAM_MAX_POSITIONS = 196  # Gram when h·w ≤ this: measured faster on every map up to 14×14 (bench correlation)
 
 
+class _FrameDifference(torch.autograd.Function):
+    """v [B,T,...] → v_t − v_{t−1} with v_{−1} := v_0 (frame 0 exactly 0): one pass each way, where
+    `v − cat([v_0, v_{:-1}])` costs a copy, a subtraction, and in the backward zero-filled slices."""
+
+    @staticmethod
+    def forward(ctx, v):
+        out = torch.empty_like(v, memory_format=torch.contiguous_format)
+        out[:, :1] = 0
+        torch.sub(v[:, 1:], v[:, :-1], out=out[:, 1:])
+        return out
+
+    @staticmethod
+    def backward(ctx, g):                       # ∂/∂v_s = g_s·[s ≥ 1] − g_{s+1}·[s ≤ T−2]
+        gv = torch.empty_like(g, memory_format=torch.contiguous_format)
+        torch.sub(g[:, 1:-1], g[:, 2:], out=gv[:, 1:-1])
+        gv[:, -1:] = g[:, -1:]
+        if g.shape[1] > 1:
+            torch.neg(g[:, 1:2], out=gv[:, :1])
+        else:
+            gv[:, :1] = 0
+        return gv
+
+
+def frame_difference(v: torch.Tensor) -> torch.Tensor:
+    """v [B,T,...] → [B,T,...]: v_t − v_{t−1}, frame 0 exactly 0 (differentiable)."""
+    return _FrameDifference.apply(v)
+
+
 class KinematicPriorEncoder(nn.Module):
     def __init__(self, dim: int, prior_dim: int = 64, radius: int = 3, dilation: int = 1,
                  use_correlation: bool = True, use_difference: bool = True, diff_dim: int = 8,
@@ -84,6 +112,7 @@ class KinematicPriorEncoder(nn.Module):
             r = torch.arange(-radius, radius + 1, dtype=torch.float32) * dilation
             dy, dx = torch.meshgrid(r, r, indexing="ij")
             self.register_buffer("offsets", torch.stack([dx.flatten(), dy.flatten()], 1), persistent=False)  # [K,2]
+            self.register_buffer("steps", r, persistent=False)               # [2r+1] offsets along x (and y)
             log_tau = torch.tensor(math.log(temperature))
             if learn_temperature:
                 self.log_temperature = nn.Parameter(log_tau)
@@ -121,12 +150,12 @@ class KinematicPriorEncoder(nn.Module):
         D(p,d) = <cur(p), delta(p − d)>; 0 at invalid offsets."""
         idx, valid = self.window(h, w, cur.device)
         N = cur.shape[0]
-        keys = torch.stack([cur, delta])                                             # [2,N,hw,C]
         if self.uses_gram(h, w):                         # one Gram per frame, window gathered from it
-            G = torch.matmul(cur, keys.transpose(-1, -2))                            # [2,N,hw,hw]
+            G = torch.stack([torch.matmul(cur, cur.transpose(-1, -2)),
+                             torch.matmul(cur, delta.transpose(-1, -2))])             # [2,N,hw,hw]
             vol = G.gather(3, idx.expand(2, N, -1, -1))                              # [2,N,hw,K]
         else:
-            vol = self._shifted_products(cur, keys, h, w)
+            vol = self._shifted_products(cur, torch.stack([cur, delta]), h, w)
         return vol.masked_fill(~valid, 0.0)
 
     def _shifted_products(self, cur, keys, h, w):
@@ -142,9 +171,14 @@ class KinematicPriorEncoder(nn.Module):
         return torch.stack(vols, -1).flatten(2, 3)                                    # [2,N,hw,K]
 
     def soft_argmax(self, vol: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """vol [N,hw,K] → displacement [N,hw,2] (dx,dy) and probabilities [N,hw,K]."""
+        """vol [...,hw,K] → displacement [...,hw,2] (dx,dy) and probabilities [...,hw,K]."""
         prob = torch.softmax((vol / self.log_temperature.exp()).masked_fill(~valid, float("-inf")), dim=-1)
-        return (prob[..., None] * self.offsets).sum(-2), prob   # a row-wise sum: same bits for equal rows
+        # the window is a (2r+1)² grid, offset k = (i,j) ↦ (dx,dy) = (steps[j], steps[i]): the expected
+        # offset is the marginals' expectation. Row-wise sums only: equal rows give the same bits.
+        grid = prob.unflatten(-1, (len(self.steps), len(self.steps)))           # [...,hw,2r+1,2r+1]
+        dx = (grid.sum(-2) * self.steps).sum(-1)
+        dy = (grid.sum(-1) * self.steps).sum(-1)
+        return torch.stack([dx, dy], -1), prob
 
     @staticmethod
     def boundaries(disp: torch.Tensor) -> torch.Tensor:
@@ -161,7 +195,6 @@ class KinematicPriorEncoder(nn.Module):
         B, T, C, h, w = X.shape
         N, hw = B * T, h * w
         x = X.permute(0, 1, 3, 4, 2).reshape(B, T, hw, C)                       # [B,T,hw,C] (a view if channel-last)
-        shift = lambda v: torch.cat([v[:, :1], v[:, :-1]], 1).reshape(N, hw, -1)  # noqa: E731  v_{t-1}, v_{-1} := v_0
         cues, internals = [], {}
         if self.use_correlation:
             _, valid = self.window(h, w, X.device)
@@ -169,17 +202,17 @@ class KinematicPriorEncoder(nn.Module):
             cur = xn.reshape(N, hw, C)
             # M = S − D with D built on the difference of the normalised frames: a static pair has
             # D == 0 exactly, hence M == S bit for bit and a displacement of exactly 0
-            S, D = self.volumes(cur, cur - shift(xn), h, w)                    # [N,hw,K] each
+            S, D = self.volumes(cur, frame_difference(xn).reshape(N, hw, C), h, w)  # [N,hw,K] each
             M = S - D                                                           # <x_t(p), x_{t-1}(p−d)>
-            disp_m, prob = self.soft_argmax(M, valid)
-            disp = disp_m - self.soft_argmax(S, valid)[0]                       # [N,hw,2]: 0 when static
+            disp_ms, probs = self.soft_argmax(torch.stack([M, S]), valid)       # both in one pass
+            disp, prob = disp_ms[0] - disp_ms[1], probs[0]                      # [N,hw,2]: 0 when static
             conf = prob.amax(-1, keepdim=True)                                  # [N,hw,1]
             bnd = self.boundaries(disp.transpose(1, 2).unflatten(2, (h, w)))    # [N,1,h,w]
             bnd = bnd.flatten(2).transpose(1, 2)                                # [N,hw,1]
             cues += [M, disp, conf, bnd]
             internals.update(correlation=M, displacement=disp, confidence=conf, boundaries=bnd)
         if self.use_difference:
-            diff = x.reshape(N, hw, C) - shift(x)                              # [N,hw,C], exactly 0 at t=0
+            diff = frame_difference(x).reshape(N, hw, C)                       # [N,hw,C], exactly 0 at t=0
             mag = torch.linalg.vector_norm(diff, dim=-1, keepdim=True)
             cues += [F.linear(diff, self.diff_proj.weight.flatten(1), self.diff_proj.bias), mag]
             internals.update(difference_magnitude=mag)

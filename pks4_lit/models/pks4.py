@@ -67,29 +67,31 @@ class _Scanner(nn.Module):
         """The SSM's own parameters (A, D, Δ's bias) are not weight-decayed, as in Mamba."""
         return {"A_log", "D", "dt_proj.bias"}
 
-    def forward(self, u, z, p):     # u, z [b,d,L]; p [b,L,Cp] | None → y [b,d,L], Δ pre-bias [b,d,L]
+    def forward(self, u, z, p):     # u, z [b,d,L] (any strides); p [b,L,Cp] | None → y, Δ pre-bias [b,d,L]
         # compute dtype: fp32 on CPU, also under autocast (fp64 kept, for gradcheck); on CUDA u's
         # dtype, as the fused kernels expect. Autocast is off in here and every cast is explicit;
         # A_log, D and the dt bias are passed as fp32.
+        # Layouts: Δ is computed channel-last ([b,L,d] memory, seen as [b,d,L]) and z stays a view of
+        # in_proj's output, so neither is transposed in memory; on CPU the scan reads them strided
+        # and writes y channel-last, which out_proj reads as it is.
         cdt = u.dtype if u.is_cuda or u.dtype == torch.float64 else torch.float32
         with torch.autocast(u.device.type, enabled=False):
             u, z = u.to(cdt), z.to(cdt)
             if self.conv1d is not None:
                 bias = self.conv1d.bias.to(cdt)
-                u = causal_conv1d(u.contiguous(), self.conv1d.weight.squeeze(1).to(cdt), bias,
-                                  activation="silu")                    # channel-first, as Mamba
+                u = causal_conv1d(u if not u.is_cuda else u.contiguous(), self.conv1d.weight.squeeze(1).to(cdt),
+                                  bias, activation="silu")              # CPU: reads the strided view
             else:
                 u = F.silu(u)
-            feats = u.transpose(1, 2)                                           # [b,L,d]
+            # x_proj([u', p]) without concatenating: W_u·u' (batched over b) + p·W_pᵀ
+            W = self.x_proj.weight.to(cdt)                                      # [R+2N, d+Cp]
+            dbc = torch.matmul(W[:, :self.d_inner], u).transpose(1, 2)          # [b,L,R+2N]
             if p is not None:
-                feats = torch.cat([feats, p.to(cdt)], -1)                       # [b,L,d+Cp]
-            dbc = F.linear(feats, self.x_proj.weight.to(cdt))                   # [b,L,R+2N]
+                dbc = dbc + F.linear(p.to(cdt), W[:, self.d_inner:])
             dt, Bm, Cm = dbc.split([self.dt_rank, self.d_state, self.d_state], -1)
-            delta = F.linear(dt, self.dt_proj.weight.to(cdt)).transpose(1, 2).contiguous()  # [b,d,L]
-            Bm = Bm.transpose(1, 2).contiguous()                                # [b,N,L]
-            Cm = Cm.transpose(1, 2).contiguous()                                # [b,N,L]
-            y = selective_scan(u.contiguous(), delta, -torch.exp(self.A_log.float()), Bm, Cm,
-                               self.D.float(), z=z.contiguous(),
+            delta = F.linear(dt, self.dt_proj.weight.to(cdt)).transpose(1, 2)   # [b,d,L] channel-last
+            y = selective_scan(u, delta, -torch.exp(self.A_log.float()), Bm.transpose(1, 2),
+                               Cm.transpose(1, 2), self.D.float(), z=z,
                                delta_bias=self.dt_proj.bias.float(), delta_softplus=True)
         return y, delta
 
@@ -154,7 +156,7 @@ class PKS4(nn.Module):
     def mix_with_deltas(self, xn, p=None):
         """The sequence mixer on already-normalised sequences: xn [b,L,C], p [b,L,Cp] | None →
         (out_proj(y) [b,L,C], per-direction Δ before bias and softplus, each [b,d_inner,L])."""
-        u, z = self.in_proj(xn).transpose(1, 2).chunk(2, 1)                     # [b,d,L] each
+        u, z = (t.transpose(1, 2) for t in self.in_proj(xn).split(self.d_inner, -1))  # [b,d,L] views
         y, delta = self.scanners[0](u, z, p)                                    # [b,d,L]
         deltas = [delta]
         if self.bidirectional:                                                  # reversed time

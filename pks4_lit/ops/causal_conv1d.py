@@ -15,7 +15,9 @@ CUDA tensors when it imports, x is fp32/fp16/bf16 and 2 ≤ k ≤ 4 (the kernel'
 a layout the kernel accepts (`fused_layout`): its main, channel-first path takes x contiguous
 `[b,d,L]`; its channel-last path (x.stride(1) == 1: the only one with states and seq_idx) needs
 d % 8 == 0 and x.stride(0), x.stride(2) divisible by 8, which its Python wrapper does not check.
-Otherwise `F.conv1d` with groups=d (half precision computed in fp32 on CPU).
+Otherwise, on CPU in fp32/float64 without states or seq_idx, the C++ kernel of conv_cpu.py (x read
+with any strides, SiLU fused, recomputed in the backward) when it builds; else `F.conv1d` with
+groups=d (half precision computed in fp32 on CPU).
 """
 from __future__ import annotations
 
@@ -23,7 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from pks4_lit.ops.conv_cpu import causal_conv1d_cpu
 from pks4_lit.ops.dispatch import choose_backend, optional_attr
+from pks4_lit.ops.scan_cpu import available as cpu_kernel_available
 
 CONV_IMPLS = ("auto", "cuda", "torch")
 _FUSED = ("causal_conv1d", "causal_conv1d_fn")
@@ -100,11 +104,23 @@ def causal_conv1d_torch(x, weight, bias=None, seq_idx=None, initial_states=None,
     _check_inputs(x, weight, bias, activation, seq_idx, initial_states, return_final_states,
                   final_states_out)
     args = (x, weight, bias, initial_states)
+    if _cpu_kernel_fits(x, weight, bias, seq_idx, initial_states, return_final_states):
+        return causal_conv1d_cpu(x, weight, bias, silu=activation is not None)
     if (seq_idx is None and not return_final_states and torch.is_grad_enabled()
             and any(t is not None and t.requires_grad for t in args)):
         return _ConvRecompute.apply(*args, activation)
     return _conv_plain(x, weight, bias, seq_idx, initial_states, return_final_states, final_states_out,
                        activation)
+
+
+def _cpu_kernel_fits(x, weight, bias, seq_idx, initial_states, return_final_states) -> bool:
+    """The C++ conv (conv_cpu.py) takes the stateless call on CPU in fp32/float64, any x strides."""
+    if seq_idx is not None or initial_states is not None or return_final_states or x.device.type != "cpu":
+        return False
+    if x.dtype not in (torch.float32, torch.float64) or weight.dtype != x.dtype or (
+            bias is not None and bias.dtype != x.dtype) or x.numel() == 0:
+        return False
+    return cpu_kernel_available()[0]
 
 
 def _conv_plain(x, weight, bias, seq_idx, initial_states, return_final_states, final_states_out,

@@ -5,6 +5,11 @@ saved, the state at the end of every `chunk` steps is kept, and the backward rec
 chunk's states from the previous one. What differs is the execution: every (batch, channel) row
 runs its N states in registers, so each input is read once per pass instead of every
 intermediate `[b,d,N]` tensor going through memory (measured: docs/RESULTS.md, "Selective scan").
+Δ's bias and softplus and the silu(z) gate are applied inside the kernel (their gradients come
+out of it too), and every `[b,d,L]` tensor and B/C are read and written through their strides: a
+caller can pass transposed views of `[b,L,·]` projections without copies (B/C need their N states
+contiguous, else they are copied once); y is laid out as delta (docs/RESULTS.md, "CPU scan and
+head: issue 14 targets"). The same library holds the causal conv of conv_cpu.py.
 
 Build: plain C++17 with no torch headers, compiled by the system C++ compiler (`$CXX`, else c++ /
 g++) for this CPU (-march=native) in a few seconds, the first time the kernel is needed, into
@@ -32,15 +37,23 @@ from torch.autograd.function import once_differentiable
 SOURCE = Path(__file__).with_name("csrc") / "scan_cpu.cpp"
 FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-std=c++17", "-shared",
          "-fPIC", "-pthread"]
-ABI_VERSION = 2
+ABI_VERSION = 4
 DEFAULT_CHUNK = 64            # states kept every 64 steps; a chunk's buffers (≤ 65·N values) stay in L1
 
 
+class _Strides(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_int64) for n in ("b", "d", "t")]
+
+
+_STRIDED = ("u", "delta", "z", "out", "gout", "du", "ddelta", "dz", "B", "C", "dB", "dC")
+
+
 class _Args(ctypes.Structure):
-    _fields_ = ([(n, ctypes.c_void_p) for n in ("u", "dt", "A", "B", "C", "D", "gate", "h0", "gout", "out",
-                                               "last", "states", "du", "ddt", "dA", "dB", "dC", "dD",
-                                               "dgate", "dh0")]
-                + [(n, ctypes.c_int64) for n in ("b", "d", "L", "N", "GB", "GC", "chunk", "threads")])
+    _fields_ = ([(n, ctypes.c_void_p) for n in ("u", "delta", "A", "B", "C", "D", "z", "bias", "h0", "gout",
+                                               "out", "last", "states", "du", "ddelta", "dA", "dB", "dC",
+                                               "dD", "dz", "dbias", "dh0")]
+                + [(n, ctypes.c_int64) for n in ("b", "d", "L", "N", "GB", "GC", "chunk", "threads", "softplus")]
+                + [("s_" + n, _Strides) for n in _STRIDED])
 
 
 def _compiler() -> str | None:
@@ -98,6 +111,9 @@ def _load():
     for name in ("pks4_scan_fwd_f32", "pks4_scan_fwd_f64", "pks4_scan_bwd_f32", "pks4_scan_bwd_f64"):
         getattr(lib, name).argtypes = [ctypes.POINTER(_Args)]
         getattr(lib, name).restype = None
+    for name in ("pks4_conv_fwd_f32", "pks4_conv_fwd_f64", "pks4_conv_bwd_f32", "pks4_conv_bwd_f64"):
+        getattr(lib, name).argtypes = [ctypes.c_void_p]                     # ConvArgs (conv_cpu.py)
+        getattr(lib, name).restype = None
     return lib, None
 
 
@@ -106,112 +122,121 @@ def available() -> tuple[bool, str | None]:
     return lib is not None, why
 
 
-def _ptr(t: torch.Tensor | None):
-    """The address of t's data; the caller keeps t alive (by name) until the kernel returns."""
-    return None if t is None else t.data_ptr()
-
-
-def _bc_layout(X: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Internal B/C (const [d,N] or time-major var [L,b,G,N]) → the kernel's const [d,N] or
-    [b,G,L,N], and G (0 for const)."""
+def _kernel_bc(X: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Public B/C (const [d,N], var [b,N,L] or [b,G,N,L], any strides) → the kernel's const [d,N]
+    (contiguous) or var [b,G,L,N] with the N states contiguous (a view when they already are, e.g.
+    a transposed slice of a [b,L,·] projection), and G (0 for const)."""
     if X.dim() == 2:
         return X.contiguous(), 0
-    return X.permute(1, 2, 0, 3).contiguous(), X.shape[2]
+    Xk = (X.unsqueeze(1) if X.dim() == 3 else X).transpose(-1, -2)               # [b,G,L,N]
+    return (Xk if Xk.stride(-1) == 1 else Xk.contiguous()), Xk.shape[1]
 
 
-def _args(shape, A, B, C, chunk, **ptrs) -> _Args:
-    b, d, L = shape
+def _dense(t: torch.Tensor) -> bool:
+    """t covers its memory exactly (a permutation of a contiguous layout): empty_like keeps it."""
+    expected = 1
+    for i in sorted(range(t.dim()), key=t.stride):
+        if t.shape[i] != 1 and t.stride(i) != expected:
+            return False
+        expected *= t.shape[i]
+    return True
+
+
+def _grad_like(t: torch.Tensor, *refs: torch.Tensor | None) -> torch.Tensor:
+    """An empty gradient for t [b,d,L], laid out as the first dense tensor of (t, *refs)."""
+    for r in (t, *refs):
+        if r is not None and _dense(r):
+            return torch.empty_like(r)
+    return torch.empty_like(t, memory_format=torch.contiguous_format)
+
+
+def _args(u, A, B, C, chunk, softplus, **tensors) -> _Args:
+    b, d, L = u.shape
     (Bk, GB), (Ck, GC) = B, C
-    a = _Args(b=b, d=d, L=L, N=A.shape[1], GB=GB, GC=GC, chunk=chunk, threads=torch.get_num_threads())
-    for name, t in ptrs.items():
-        setattr(a, name, _ptr(t))
-    a.A, a.B, a.C = A.data_ptr(), Bk.data_ptr(), Ck.data_ptr()
+    a = _Args(b=b, d=d, L=L, N=A.shape[1], GB=GB, GC=GC, chunk=chunk, threads=torch.get_num_threads(),
+              softplus=int(bool(softplus)))
+    tensors.update(u=u, A=A, B=Bk, C=Ck)
+    for name, t in tensors.items():
+        if t is None:
+            continue
+        setattr(a, name, t.data_ptr())
+        if name in _STRIDED:
+            setattr(a, "s_" + name, _Strides(*t.stride()[:3]))     # [b,d,L] or [b,G,L,N]
     return a
 
 
-def _contig(t):
-    return None if t is None else t.contiguous()
-
-
-def _delta_and_gate(delta, z, delta_bias, softplus):
-    """Δ [b,d,L] and silu(z), computed vectorised here rather than per step in the kernel."""
-    dt = delta if delta_bias is None else delta + delta_bias[:, None]
-    if softplus:
-        dt = torch.nn.functional.softplus(dt)
-    return dt.contiguous(), (None if z is None else torch.nn.functional.silu(z))
-
-
 def _scan_forward(u, delta, A, B, C, D, z, delta_bias, softplus, h0, chunk, keep_states):
+    """B, C in the kernel's forms (_kernel_bc). → out [b,d,L] (laid out as delta when dense),
+    last state [b,d,N], chunk-boundary states [b,d,n_chunks,N] or None."""
     lib = _load()[0]
     b, d, L = u.shape
     N = A.shape[1]
-    dt, gate = _delta_and_gate(delta, z, delta_bias, softplus)
-    out = torch.empty_like(u)
+    out = _grad_like(delta, u)
     last = u.new_empty(b, d, N)
     states = u.new_empty(b, d, -(-L // chunk), N) if keep_states else None
-    a = _args(u.shape, A, B, C, chunk, u=u, dt=dt, D=D, gate=gate, h0=h0, out=out, last=last,
-              states=states)
+    a = _args(u, A, B, C, chunk, softplus, delta=delta, D=D, z=z, bias=delta_bias, h0=h0, out=out,
+              last=last, states=states)
     (lib.pks4_scan_fwd_f64 if u.dtype == torch.float64 else lib.pks4_scan_fwd_f32)(ctypes.byref(a))
     return out, last, states
 
 
 class SelectiveScanCPU(torch.autograd.Function):
-    """Arguments as scan_torch.SelectiveScanChunked, already contiguous and in one dtype (fp32 or
-    float64); B and C in the kernel's layout with their group counts (0: constant)."""
+    """Arguments as scan_torch.SelectiveScanChunked but B/C in their public forms, u/delta/z
+    [b,d,L] with any strides, all in one dtype (fp32 or float64). Nothing is copied or saved
+    beyond the inputs and the chunk-boundary states (B/C whose N states are not contiguous are
+    copied once, transposed)."""
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, GB, C, GC, D, z, delta_bias, softplus, h0, chunk):
-        out, last, states = _scan_forward(u, delta, A, (B, GB), (C, GC), D, z, delta_bias, softplus,
-                                          h0, chunk, keep_states=True)
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, softplus, h0, chunk):
+        Bk, Ck = _kernel_bc(B), _kernel_bc(C)
+        out, last, states = _scan_forward(u, delta, A, Bk, Ck, D, z, delta_bias, softplus, h0, chunk,
+                                          keep_states=True)
         ctx.mark_non_differentiable(last)
-        ctx.save_for_backward(u, delta, A, B, C, D, z, delta_bias, h0, states)
-        ctx.meta = (GB, GC, softplus, chunk)
+        ctx.save_for_backward(u, delta, A, Bk[0], Ck[0], D, z, delta_bias, h0, states)
+        ctx.meta = (Bk[1], Ck[1], B.dim(), C.dim(), softplus, chunk)
         return out, last
 
     @staticmethod
     @once_differentiable
     def backward(ctx, gout, _g_last):
-        u, delta, A, B, C, D, z, delta_bias, h0, states = ctx.saved_tensors
-        GB, GC, softplus, chunk = ctx.meta
+        u, delta, A, Bk, Ck, D, z, delta_bias, h0, states = ctx.saved_tensors
+        GB, GC, dimB, dimC, softplus, chunk = ctx.meta
         need = ctx.needs_input_grad
-        need_dt = need[1] or need[9]
-        dt, gate = _delta_and_gate(delta, z, delta_bias, softplus)
-        new = lambda t, flag, zero=False: (torch.zeros_like(t) if zero else torch.empty_like(t)) \
-            if flag and t is not None else None                                     # noqa: E731
-        g = dict(du=new(u, need[0]), ddt=new(u, need_dt), dA=new(A, need[2], True),
-                 dB=new(B, need[3], True), dC=new(C, need[5], True), dD=new(D, need[7], True),
-                 dgate=new(u, need[8] and z is not None), dh0=new(h0, need[11]))
-        gout = gout.contiguous()                    # (kept in a name: the kernel reads its memory)
-        a = _args(u.shape, A, (B, GB), (C, GC), chunk, u=u, dt=dt, D=D, gate=gate, h0=h0,
-                  states=states, gout=gout, **g)
+        zeros = lambda t, flag: torch.zeros_like(t) if flag and t is not None else None  # noqa: E731
+        g = dict(du=_grad_like(u, gout) if need[0] else None,
+                 ddelta=_grad_like(delta, gout) if need[1] else None,
+                 dz=_grad_like(z, gout) if need[6] and z is not None else None,
+                 dh0=torch.empty_like(h0) if need[9] and h0 is not None else None,
+                 dA=zeros(A, need[2]), dD=zeros(D, need[5]), dbias=zeros(delta_bias, need[7]),
+                 dB=Bk.new_zeros(Bk.shape) if need[3] else None,
+                 dC=Ck.new_zeros(Ck.shape) if need[4] else None)
+        a = _args(u, A, (Bk, GB), (Ck, GC), chunk, softplus, delta=delta, D=D, z=z, bias=delta_bias,
+                  h0=h0, states=states, gout=gout, **g)
         lib = _load()[0]
         (lib.pks4_scan_bwd_f64 if u.dtype == torch.float64 else lib.pks4_scan_bwd_f32)(ctypes.byref(a))
-        dz = ddelta = dbias = None
-        if g["dgate"] is not None:                                   # silu'(z) = s(1 + z(1 - s))
-            s = torch.sigmoid(z)
-            dz = g["dgate"] * s * (1 + z * (1 - s))
-        if need_dt:
-            ddelta = g["ddt"]
-            if softplus:                                             # F.softplus' threshold 20
-                x = delta if delta_bias is None else delta + delta_bias[:, None]
-                ddelta = ddelta * torch.where(x > 20, 1.0, torch.sigmoid(x))
-            dbias = ddelta.sum((0, 2)) if need[9] else None
-        return (g["du"], ddelta if need[1] else None, g["dA"], g["dB"], None, g["dC"], None, g["dD"], dz,
-                dbias, None, g["dh0"], None)
+
+        def public(dX, G, dim):                      # kernel form → the input's public shape
+            if dX is None or not G:
+                return dX
+            dX = dX.transpose(-1, -2)                                             # [b,G,N,L]
+            return dX.squeeze(1) if dim == 3 else dX
+
+        return (g["du"], g["ddelta"], g["dA"], public(g["dB"], GB, dimB), public(g["dC"], GC, dimC),
+                g["dD"], g["dz"], g["dbias"], None, g["dh0"], None)
 
 
 def selective_scan_cpu_kernel(u, delta, A, B, C, D=None, z=None, delta_bias=None, softplus=False,
                               h0=None, chunk=None):
-    """The kernel with B/C in scan_torch's internal forms (const [d,N] or var [L,b,G,N]); all
-    tensors in one dtype (fp32 or float64). Returns out [b,d,L] and the last state [b,d,N]."""
+    """The kernel on mamba's public forms (B/C const [d,N], var [b,N,L] or [b,G,N,L]; u, delta,
+    z [b,d,L]; any strides), all tensors in one dtype (fp32 or float64). Returns out [b,d,L] and
+    the last state [b,d,N]."""
     L = u.shape[-1]
     chunk = max(1, min(int(chunk or DEFAULT_CHUNK), L))
-    (Bk, GB), (Ck, GC) = _bc_layout(B), _bc_layout(C)
-    args = [_contig(t) for t in (u, delta, A)]
-    rest = [_contig(t) for t in (D, z, delta_bias)]
-    h0 = _contig(h0)
-    tensors = (*args, Bk, Ck, *rest, h0)
+    A = A.contiguous()
+    D, delta_bias, h0 = (None if t is None else t.contiguous() for t in (D, delta_bias, h0))
+    tensors = (u, delta, A, B, C, D, z, delta_bias, h0)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
-        return SelectiveScanCPU.apply(*args, Bk, GB, Ck, GC, *rest, softplus, h0, chunk)
-    out, last, _ = _scan_forward(*args, (Bk, GB), (Ck, GC), *rest, softplus, h0, chunk, keep_states=False)
+        return SelectiveScanCPU.apply(u, delta, A, B, C, D, z, delta_bias, softplus, h0, chunk)
+    out, last, _ = _scan_forward(u, delta, A, _kernel_bc(B), _kernel_bc(C), D, z, delta_bias, softplus,
+                                 h0, chunk, keep_states=False)
     return out, last

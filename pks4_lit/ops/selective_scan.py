@@ -154,8 +154,12 @@ def selective_scan_cpu(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     ok, why = cpu_kernel_available()
     if not ok:
         raise RuntimeError(f"the fused CPU scan kernel is not available: {why}")
-    return _run_cpu_path(selective_scan_cpu_kernel, u, delta, A, B, C, D, z, delta_bias, delta_softplus,
-                         return_last_state, initial_state, chunk)
+    work = _work_dtype(u, delta, A, B, C, D, z, delta_bias)
+    cast = lambda x: None if x is None else x.to(work)                     # noqa: E731
+    out, last = selective_scan_cpu_kernel(cast(u), cast(delta), cast(A), cast(B), cast(C), cast(D), cast(z),
+                                          cast(delta_bias), delta_softplus, cast(initial_state), chunk)
+    out = out.to(u.dtype)
+    return (out, last) if return_last_state else out
 
 
 # ---------------------------------------------------------------- fused kernel

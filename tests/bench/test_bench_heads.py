@@ -77,3 +77,23 @@ def test_fit_slope_and_bad_input():
         bench.build("head", "st_adapter", _args())
     with pytest.raises(ValueError, match=">= 2"):
         bench.run(_args(T=[1]))
+
+
+def test_interleave_times_every_case_round_robin(monkeypatch):
+    """--interleave: each round runs one timed step of every (row, T) case in turn, after all the
+    warm-ups; results keep one entry per case with `repeats` times, and the load is recorded."""
+    calls = []
+    real = bench.train_step
+
+    def spy(model, x, y):
+        calls.append((type(model.head).__name__, x.shape[1]))
+        real(model, x, y)
+    monkeypatch.setattr(bench, "train_step", spy)
+    res = bench.run(_args(rows=["tsn", "pks4"], modes=["head"], T=[2, 3], repeats=2, no_flops=True,
+                          interleave=True))
+    cases = [(r["row"], r["T"]) for r in res["results"]]
+    assert sorted(cases) == sorted([("tsn", 2), ("tsn", 3), ("pks4", 2), ("pks4", 3)])
+    assert all(len(r["step_s_all"]) == 2 for r in res["results"])
+    timed = calls[4:4 + 8]                                   # after 4 warm-ups: 2 rounds of 4 cases
+    assert timed[:4] == timed[4:] and len(set(timed[:4])) == 4
+    assert res["load_average"]["start"] is not None

@@ -193,3 +193,13 @@ def test_bench_candidates_compute_the_encoders_volumes():
         torch.testing.assert_close(bench.masked(fn, f, keys, 5, 6, 2), expect, atol=1e-6, rtol=0, msg=name)
     out = bench.run_config(N=2, C=16, size=4, r=1, reps=1, names=list(bench.CANDIDATES))
     assert set(out["ms"]) == set(bench.CANDIDATES) and out["fastest"] in bench.CANDIDATES
+
+
+@pytest.mark.parametrize("T", [1, 2, 5])
+def test_frame_difference_is_the_shifted_subtraction_with_its_gradient(T):
+    from pks4_lit.models.kinematic import frame_difference
+    v = torch.randn(2, T, 3, 4, dtype=torch.float64, requires_grad=True)
+    d = frame_difference(v)
+    assert torch.count_nonzero(d[:, 0]) == 0                                    # frame 0: exactly 0
+    torch.testing.assert_close(d, v - torch.cat([v[:, :1], v[:, :-1]], 1), rtol=0, atol=0)
+    assert torch.autograd.gradcheck(frame_difference, (v,))

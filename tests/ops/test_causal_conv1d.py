@@ -1,5 +1,6 @@
 """causal_conv1d's PyTorch path against an explicit loop; causal-conv1d's signature, initial/final
 states and seq_idx; the streaming update; gradients; dtypes; errors."""
+import importlib
 import inspect
 
 import pytest
@@ -212,3 +213,25 @@ def test_training_keeps_only_the_inputs_for_backward():
     loop_conv(x, w, b, "silu").square().sum().backward()
     for g, t in zip(got, (x, w, b)):
         torch.testing.assert_close(g, t.grad)
+
+
+def test_cpu_training_path_reads_strided_input_without_f_conv1d(monkeypatch):
+    """On CPU the stateless call runs the C++ conv (SiLU fused, recomputed in the backward): it
+    reads a transposed view of a [b,L,d] projection without F.conv1d and its padded copy, and
+    matches the explicit loop in values and gradients (gradcheck in float64)."""
+    from pks4_lit.ops.scan_cpu import available
+    if not available()[0]:
+        pytest.skip("C++ kernel library not available")
+    cc = importlib.import_module("pks4_lit.ops.causal_conv1d")      # (the package re-exports the function)
+
+    def no_conv(*a, **k):
+        raise AssertionError("F.conv1d called")
+    monkeypatch.setattr(cc.F, "conv1d", no_conv)
+    g = torch.Generator().manual_seed(0)
+    proj = torch.randn(2, 9, 2 * 5, generator=g, dtype=torch.float64)
+    x = proj[..., :5].transpose(1, 2).detach().requires_grad_()               # [2,5,9], strided
+    w = torch.randn(5, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(5, generator=g, dtype=torch.float64, requires_grad=True)
+    for act in (None, "silu"):
+        torch.testing.assert_close(causal_conv1d(x, w, b, activation=act), loop_conv(x, w, b, act))
+        assert torch.autograd.gradcheck(lambda *a: causal_conv1d(*a, activation=act), (x, w, b))

@@ -71,3 +71,43 @@ def test_threads_and_chunks_agree_with_the_pytorch_scan(N, threads):
     torch.testing.assert_close(o_c, o_t, rtol=1e-5, atol=1e-5)
     for k in g_t:
         torch.testing.assert_close(g_c[k], g_t[k], rtol=1e-4, atol=1e-4 * g_t[k].abs().max().item())
+
+
+@pytest.mark.skipif(not scan_cpu.available()[0], reason="fused CPU kernel not available")
+def test_strided_views_are_read_in_place_and_match_the_reference():
+    """What PKS4 passes on CPU: u, Δ, z as transposed views of [b,L,·] projections and B/C as
+    transposed slices of one [b,L,R+2N] projection. The kernel reads them where they are (nothing
+    saved for backward but the inputs and the chunk states; y written channel-last like Δ) and
+    gives the float64 reference's values and gradients."""
+    from pks4_lit.ops import selective_scan_ref
+    b, d, N, L, R, chunk = 3, 8, 4, 40, 2, 16
+    g = torch.Generator().manual_seed(0)
+    uz = torch.randn(b, L, 2 * d, generator=g, dtype=torch.float64)            # like in_proj's output
+    dl = torch.randn(b, L, d, generator=g, dtype=torch.float64) * 0.5          # like dt_proj's output
+    dbc = torch.randn(b, L, R + 2 * N, generator=g, dtype=torch.float64)       # like x_proj's output
+    A = -torch.rand(d, N, generator=g, dtype=torch.float64) - 0.2
+    D, bias = torch.randn(d, generator=g, dtype=torch.float64), torch.randn(d, generator=g, dtype=torch.float64)
+
+    def run(fn, dtype, **kw):
+        leaves = [t.to(dtype).requires_grad_() for t in (uz, dl, dbc, A, D, bias)]
+        uz_, dl_, dbc_, A_, D_, b_ = leaves
+        u, z = (t.transpose(1, 2) for t in uz_.split(d, -1))                  # [b,d,L] views
+        Bm, Cm = (t.transpose(1, 2) for t in dbc_[..., R:].split(N, -1))      # [b,N,L] views
+        saved = {}
+
+        def pack(t):
+            saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = fn(u, dl_.transpose(1, 2), A_, Bm, Cm, D_, z, b_, delta_softplus=True, **kw)
+        (out * torch.linspace(-1, 1, L, dtype=dtype)).sum().backward()
+        inputs = {t.untyped_storage().data_ptr() for t in leaves}
+        return out, [t.grad for t in leaves], sum(v for k, v in saved.items() if k not in inputs)
+
+    out, grads, extra = run(selective_scan_cpu, torch.float32, chunk=chunk)
+    ref, ref_grads, _ = run(selective_scan_ref, torch.float64)
+    assert out.transpose(1, 2).is_contiguous()                                 # y laid out as Δ
+    assert extra == b * d * -(-L // chunk) * N * 4                             # the chunk states only
+    torch.testing.assert_close(out.double(), ref, rtol=1e-4, atol=1e-4)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-4 * want.abs().max().item())
