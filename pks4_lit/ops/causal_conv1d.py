@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from pks4_lit.ops.first_order import first_order_only
 from pks4_lit.ops.conv_cpu import causal_conv1d_cpu
 from pks4_lit.ops.dispatch import choose_backend, optional_attr
 from pks4_lit.ops.scan_cpu import available as cpu_kernel_available
@@ -85,6 +86,7 @@ class _ConvRecompute(torch.autograd.Function):
         return _conv_plain(x, weight, bias, None, initial_states, False, None, activation)
 
     @staticmethod
+    @first_order_only
     @once_differentiable
     def backward(ctx, gout):
         saved = ctx.saved_tensors

@@ -17,6 +17,7 @@ import ctypes
 import torch
 from torch.autograd.function import once_differentiable
 
+from pks4_lit.ops.first_order import first_order_only
 from pks4_lit.ops.scan_cpu import _load, _grad_like, _Strides
 
 
@@ -49,6 +50,7 @@ class CausalConv1dCPU(torch.autograd.Function):
         return out
 
     @staticmethod
+    @first_order_only
     @once_differentiable
     def backward(ctx, gout):
         x, weight, bias = ctx.saved_tensors

@@ -12,8 +12,8 @@ contiguous, else they are copied once); y is laid out as delta (docs/RESULTS.md,
 head: issue 14 targets"). The same library holds the causal conv of conv_cpu.py.
 
 Build: plain C++17 with no torch headers, compiled by the system C++ compiler (`$CXX`, else c++ /
-g++) for this CPU (-march=native) in a few seconds, the first time the kernel is needed, into
-`$PKS4_EXT_DIR` (default ~/.cache/pks4_lit/ext), keyed by a hash of the source, the flags, the
+g++) for this CPU (-march=native) in about 10 s, by one process at a time (a file lock), the first
+time the kernel is needed, into `$PKS4_EXT_DIR` (default ~/.cache/pks4_lit/ext), keyed by a hash of the source, the flags, the
 compiler and the CPU's feature flags, written atomically (safe with parallel processes). It is
 called through ctypes, which releases the GIL; threads split the batch (`torch.get_num_threads()`).
 No compiler, a failed build or PKS4_SCAN_CPU_KERNEL=0: `available()` says why, and the dispatcher
@@ -22,6 +22,7 @@ uses the PyTorch scan instead.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import functools
 import hashlib
 import os
@@ -33,6 +34,8 @@ from pathlib import Path
 
 import torch
 from torch.autograd.function import once_differentiable
+
+from pks4_lit.ops.first_order import first_order_only
 
 SOURCE = Path(__file__).with_name("csrc") / "scan_cpu.cpp"
 FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-std=c++17", "-shared",
@@ -80,17 +83,22 @@ def _build(cxx: str) -> Path:
     if lib.exists():
         return lib
     out_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=out_dir)
-    os.close(fd)
-    try:
-        res = subprocess.run([cxx, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True,
-                             timeout=300)
-        if res.returncode != 0:
-            raise RuntimeError(f"{cxx} failed: {res.stderr.strip()[-500:]}")
-        os.replace(tmp, lib)                                     # atomic: parallel builds are safe
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with open(out_dir / f".scan_cpu-{key}.lock", "w") as lock:   # DDP ranks / test processes: one compiles
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if lib.exists():                                         # another process built it meanwhile
+            return lib
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=out_dir)
+        os.close(fd)
+        try:
+            res = subprocess.run([cxx, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True,
+                                 timeout=300)
+            if res.returncode != 0:
+                raise RuntimeError(f"{cxx} failed: {res.stderr.strip()[-500:]}")
+            os.chmod(tmp, 0o755)                                 # mkstemp's 0600 would hide it from other users
+            os.replace(tmp, lib)                                 # atomic
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     return lib
 
 
@@ -106,14 +114,14 @@ def _load():
         lib = ctypes.CDLL(str(_build(cxx)))
         if lib.pks4_scan_abi_version() != ABI_VERSION:
             return None, "stale kernel library (ABI version mismatch)"
-    except Exception as e:                                       # compiler error, OSError, timeout
+        for name in ("pks4_scan_fwd_f32", "pks4_scan_fwd_f64", "pks4_scan_bwd_f32", "pks4_scan_bwd_f64"):
+            getattr(lib, name).argtypes = [ctypes.POINTER(_Args)]
+            getattr(lib, name).restype = None
+        for name in ("pks4_conv_fwd_f32", "pks4_conv_fwd_f64", "pks4_conv_bwd_f32", "pks4_conv_bwd_f64"):
+            getattr(lib, name).argtypes = [ctypes.c_void_p]                 # ConvArgs (conv_cpu.py)
+            getattr(lib, name).restype = None
+    except Exception as e:                                       # compiler error, OSError, timeout, missing symbol
         return None, f"the CPU scan kernel did not build ({type(e).__name__}: {e})"
-    for name in ("pks4_scan_fwd_f32", "pks4_scan_fwd_f64", "pks4_scan_bwd_f32", "pks4_scan_bwd_f64"):
-        getattr(lib, name).argtypes = [ctypes.POINTER(_Args)]
-        getattr(lib, name).restype = None
-    for name in ("pks4_conv_fwd_f32", "pks4_conv_fwd_f64", "pks4_conv_bwd_f32", "pks4_conv_bwd_f64"):
-        getattr(lib, name).argtypes = [ctypes.c_void_p]                     # ConvArgs (conv_cpu.py)
-        getattr(lib, name).restype = None
     return lib, None
 
 
@@ -197,6 +205,7 @@ class SelectiveScanCPU(torch.autograd.Function):
         return out, last
 
     @staticmethod
+    @first_order_only
     @once_differentiable
     def backward(ctx, gout, _g_last):
         u, delta, A, Bk, Ck, D, z, delta_bias, h0, states = ctx.saved_tensors

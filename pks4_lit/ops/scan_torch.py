@@ -40,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
+from pks4_lit.ops.first_order import first_order_only
+
 # chunk length: the chunk buffers ([chunk,b,d,N] each, 3 in the forward, 4 in the backward)
 # should stay in the last-level cache; measured best at 8–16 steps for b·d·N ≈ 0.2–0.6 M
 CHUNK_BYTES = 6 * 2 ** 20
@@ -153,6 +155,7 @@ class SelectiveScanChunked(torch.autograd.Function):
         return out, last
 
     @staticmethod
+    @first_order_only
     @once_differentiable
     def backward(ctx, gout, _g_last):
         u, delta, A, B, C, D, z, delta_bias, h0, states = ctx.saved_tensors

@@ -18,7 +18,15 @@ def test_builds_once_into_the_cache_dir(tmp_path, monkeypatch):
     assert lib.parent == tmp_path and lib.suffix == ".so"
     mtime = os.stat(lib).st_mtime_ns
     assert scan_cpu._build(scan_cpu._compiler()) == lib and os.stat(lib).st_mtime_ns == mtime
-    assert [p.name for p in tmp_path.iterdir()] == [lib.name]            # no temporary left
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == [lib.name]  # no temporary left
+    assert os.stat(lib).st_mode & 0o777 == 0o755                        # loadable by other users
+
+
+@needs_compiler
+def test_with_a_compiler_the_kernel_is_what_runs():
+    """Otherwise every kernel test below would silently test the PyTorch fallback."""
+    ok, why = scan_cpu.available()
+    assert ok, why
 
 
 def test_broken_compiler_is_reported_not_raised(tmp_path, monkeypatch):

@@ -349,6 +349,13 @@ def test_double_backward_is_a_clear_error(scan):
     """The backward is hand-written and in place: second derivatives must raise, not be wrong."""
     x = leaves(make_inputs(L=6, forms=("var", "group")))
     out = scan(**x, delta_softplus=True)
-    gu = torch.autograd.grad((out ** 2).sum(), x["u"], create_graph=True)[0]
     with pytest.raises(RuntimeError, match="differentiate twice"):
-        gu.sum().backward()
+        torch.autograd.grad((out ** 2).sum(), x["u"], create_graph=True)
+
+
+def test_create_graph_is_refused_even_when_the_loss_is_linear_in_the_output(scan):
+    """A gradient penalty on Δ with a loss linear in the output: once_differentiable alone would let
+    the second-order term drop silently (the reference gives it)."""
+    x = leaves(make_inputs(L=6, forms=("var", "group")))
+    with pytest.raises(RuntimeError, match="differentiate twice"):
+        torch.autograd.grad(scan(**x, delta_softplus=True).sum(), x["delta"], create_graph=True)
