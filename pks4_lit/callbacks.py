@@ -39,6 +39,12 @@ class AtomicModelCheckpoint(ModelCheckpoint):
         super().on_train_start(trainer, pl_module)
         self._last_step_refreshed = trainer.global_step  # a resumed run's first save is after its next step
 
+    def on_train_end(self, trainer, pl_module) -> None:
+        # Lightning's end-of-training save_last ignores fast_dev_run (and, with its dummy logger, would
+        # write ./checkpoints/last.ckpt into the working directory)
+        if not self._should_skip_saving_checkpoint(trainer):
+            super().on_train_end(trainer, pl_module)
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         n, step = self.last_every_n_train_steps, trainer.global_step

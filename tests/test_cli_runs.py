@@ -133,3 +133,8 @@ def test_a_checkpoint_does_not_need_the_backbone_weights_file_it_was_trained_fro
     assert not weights.exists()
     scalars = tb_scalars(RUN / "version_0")
     assert scalars["test/loss"][-1][1] == pytest.approx(val, abs=1e-5)
+
+
+def test_fast_dev_run_writes_no_checkpoint_into_the_working_directory(workdir):
+    assert main(["fit", "--config", "conf/tiny.yaml", "--trainer.fast_dev_run", "true"]) == 0
+    assert not (workdir / "checkpoints").exists() and not list(workdir.glob("**/*.ckpt"))
