@@ -45,6 +45,6 @@ def prepare(args, task: str, seed_list: list[int]) -> dict:
     config = protocol.config_file("pks4", args.config_dir)
     ensure_backbone_weights(sets.outputs.repo_path(config))
     info = sets.ensure_set(args.data_dir, task)
-    stores = [sets.ensure_store(config, info["root"], s, args.views, sets.store_dir(args.cache_dir, task, s))
-              for s in seed_list]
-    return {"set": {k: info.get(k) for k in ("root", "reused", "wall_s", "split_sizes", "videos")}, "stores": stores}
+    stores = [sets.ensure_store(config, info["root"], s, args.views, sets.store_dir(args.cache_dir, task, s),
+                                shlex.split(args.extra)) for s in seed_list]
+    return {"set": {k: info.get(k) for k in ("root", "reused", "wall_s", "splits", "videos")}, "stores": stores}

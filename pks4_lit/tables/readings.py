@@ -69,3 +69,52 @@ def ablation_readings(out: dict) -> str:
                      f"McNemar p = {d['mcnemar_p']:.2g}.")
     lines.append("")
     return "\n".join(lines)
+
+
+README_START, README_END = "<!-- tables:readme:start -->", "<!-- tables:readme:end -->"
+
+
+def readme_summary(main: dict | None, ablation: dict | None) -> str:
+    """The README's 'what our numbers say' paragraph, from results/main.json and results/ablation.json."""
+    parts = []
+    if main and main.get("sets"):
+        for task, s in main["sets"].items():
+            cells = ", ".join(f"{h} {100 * r['test']['mean']:.1f} ± {100 * r['test']['half']:.1f}"
+                              for h, r in s["rows"].items())
+            parts.append(f"{task} set ({s['n_test']} test clips): {cells}")
+        text = (f"**What our numbers say** (generated from docs/results/main.json by `{main['command']}`, "
+                f"{main['date'][:10]}; mean test top-1 % ± 95 % CI over seeds {', '.join(map(str, main['seeds']))}, "
+                f"frozen backbone, heads trained from feature stores, checkpoints chosen on validation): "
+                + "; ".join(parts) + ".")
+    else:
+        text = "**What our numbers say**: the synthetic tables have not been regenerated yet (`make tables`)."
+    if ablation and ablation.get("rows"):
+        sig = [f"{n} {100 * r['vs_full']['delta']:+.1f}" for n, r in ablation["rows"].items()
+               if r.get("vs_full") and r["vs_full"]["significant"]]
+        text += (f" Ablation on the {ablation['set']} set (Δ vs full pks4 in points, significant only): "
+                 + (", ".join(sig) if sig else "no switch changes accuracy significantly") + ".")
+    return text + " docs/RESULTS.md has the tables, the readings of each paper claim, and the commands."
+
+
+def write_readme_block(readme, main: dict | None, ablation: dict | None) -> None:
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{readme}: no {README_START} ... {README_END} block")
+    head, rest = text.split(README_START, 1)
+    readme.write_text(head + README_START + "\n" + readme_summary(main, ablation) + "\n" + README_END
+                      + rest.split(README_END, 1)[1])
+
+
+def update_readme() -> None:
+    """Rewrite the README block from whatever main.json / ablation.json hold (new format only)."""
+    import json
+
+    from pks4_lit.tables import outputs
+
+    def load(name):
+        f = outputs.RAW_DIR / name
+        data = json.loads(f.read_text()) if f.is_file() else None
+        return data if data and ("sets" in data or "rows" in data) and isinstance(data, dict) else None
+
+    if outputs.README.is_file():
+        write_readme_block(outputs.README, load("main.json"), load("ablation.json"))

@@ -57,31 +57,35 @@ def store_dir(cache_dir: str, task: str, seed: int) -> str:
     return f"{cache_dir.rstrip('/')}/{task}/seed{seed}"
 
 
-def cache_command(config: str, data: str, seed: int, views: int, out: str) -> list[str]:
+def cache_command(config: str, data: str, seed: int, views: int, out: str, extra=()) -> list[str]:
+    """`pks4 cache` arguments: the runs' data settings (and `extra`, the overrides every run gets)."""
     return ["--config", config, "--data.root", data, "--seed_everything", str(seed), "--data.seed", str(seed),
-            "--views", str(views), "--out", out, "--no-progress"]
+            "--views", str(views), "--out", out, "--no-progress", *extra]
 
 
-def ensure_store(config: str, data: str, seed: int, views: int, out: str) -> dict:
-    """`pks4 cache` for one set and seed, in this process (a complete store of the same configuration is
-    kept by `pks4 cache` itself; one of another configuration is an error, not overwritten)."""
+def ensure_store(config: str, data: str, seed: int, views: int, out: str, extra=()) -> dict:
+    """`pks4 cache` for one set and seed, in this process. A complete store is reused without rebuilding
+    the CLI (every `pks4 fit --data.features` refuses a store whose fingerprint differs from its config,
+    naming the difference); a partial one is completed by `pks4 cache`."""
     import os
 
     from pks4_lit.cache.command import main as cache_main
     from pks4_lit.tables.trial import _redirected
 
     path = outputs.repo_path(out)
+    if (path / "manifest.json").is_file():     # complete; `pks4 fit --data.features` checks its fingerprint
+        return {"out": out, "reused": True}
     t0 = time.time()
     path.parent.mkdir(parents=True, exist_ok=True)
     cwd = os.getcwd()
     os.chdir(outputs.REPO)
     try:
         with _redirected(path.parent / f"{path.name}.log", True):
-            rc = cache_main(cache_command(config, data, seed, views, out))
+            rc = cache_main(cache_command(config, data, seed, views, out, extra))
     finally:
         os.chdir(cwd)
     if rc != 0:
-        raise RuntimeError(f"pks4 cache {' '.join(cache_command(config, data, seed, views, out))} failed "
+        raise RuntimeError(f"pks4 cache {' '.join(cache_command(config, data, seed, views, out, extra))} failed "
                            f"(see {path.parent / (path.name + '.log')})")
     wall = round(time.time() - t0, 1)
     print(f"[tables] feature store {out} ready ({wall} s)", file=sys.stderr, flush=True)

@@ -16,6 +16,7 @@ from pks4_lit.tables import outputs, plan, protocol
 from pks4_lit.tables.aggregate import group_summary, paired
 from pks4_lit.tables.markdown import machine_line, md_table, write_block
 from pks4_lit.tables.pool import run_trials
+from pks4_lit.tables.readings import update_readme
 from pks4_lit.tables.table_main import fmt_ci, fmt_delta, winners
 
 GLOBAL_ROW = "global scan (= global_ssm)"
@@ -54,6 +55,7 @@ def ablation_table(argv: list[str], command: str) -> dict:
     outputs.RAW_DIR.mkdir(parents=True, exist_ok=True)
     path().write_text(json.dumps(out, indent=1))
     write_block("ablation", render(out))
+    update_readme()
     return out
 
 

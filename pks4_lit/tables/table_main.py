@@ -17,6 +17,7 @@ from pks4_lit.tables import outputs, plan, protocol, table_lr
 from pks4_lit.tables.aggregate import ALPHA, group_summary, paired
 from pks4_lit.tables.markdown import machine_line, md_table, write_block
 from pks4_lit.tables.pool import run_trials
+from pks4_lit.tables.readings import update_readme
 
 E2E_NOTE = ("ST-Adapter and VideoMamba train end to end from pixels (no feature store: every epoch decodes and "
             "runs the backbone, and their own layers are inside or in place of it); with >= 5 seeds on three sets "
@@ -62,6 +63,7 @@ def main_table(argv: list[str], command: str) -> dict:
         out["sets"][task] = {"prepare": prep, "rows": rows, "n_test": rows[next(iter(rows))]["n_test"]}
         save(out)                                  # after each set: a partial run still leaves its numbers
     write_block("main", render(out))
+    update_readme()
     return out
 
 
