@@ -4,6 +4,7 @@
     python -m pks4_lit.tables lr       [options]                   (make table-lr: each head's LR on validation)
     python -m pks4_lit.tables main     [options]                   (make table-main)
     python -m pks4_lit.tables ablation [options]                   (make table-ablation)
+    python -m pks4_lit.tables e2e      [options]                   (make table-e2e: ST-Adapter, VideoMamba from pixels)
     python -m pks4_lit.tables ssv2 --data DIR                      (make table-ssv2 DATA=DIR)
     python -m pks4_lit.tables k400 --data DIR                      (make table-k400 DATA=DIR)
 
@@ -40,9 +41,10 @@ import sys
 
 
 def _tables() -> dict:
-    from pks4_lit.tables import table_ablation, table_datasets, table_efficiency, table_lr, table_main
+    from pks4_lit.tables import table_ablation, table_datasets, table_e2e, table_efficiency, table_lr, table_main
 
     return {"efficiency": table_efficiency.efficiency, "lr": table_lr.main, "main": table_main.main_table,
+            "e2e": table_e2e.e2e_table,
             "ablation": table_ablation.ablation_table,
             "ssv2": lambda a, c: table_datasets.dataset_table("ssv2", a, c),
             "k400": lambda a, c: table_datasets.dataset_table("k400", a, c)}

@@ -31,8 +31,10 @@ def seeds(args) -> list[int]:
 
 
 def trial(args, task: str, row: str, config: str, head_args: dict, lr: float, seed: int) -> Trial:
+    # no data-loader worker processes: batches are read from the store, not decoded (a worker would be a
+    # second interpreter per loader, paying every import again)
     overrides = protocol.head_overrides(head_args) + protocol.lr_args(lr) + \
-        ["--trainer.max_epochs", str(args.epochs)] + shlex.split(args.extra)
+        ["--trainer.max_epochs", str(args.epochs), "--data.num_workers", "0"] + shlex.split(args.extra)
     return Trial(name=f"{task}/{row}/lr{lr:g}/seed{seed}", config=protocol.config_file(config, args.config_dir),
                  data=sets.data_root(args.data_dir, task), seed=seed, overrides=overrides,
                  features=sets.store_dir(args.cache_dir, task, seed), runs_dir=args.runs_dir)

@@ -111,7 +111,7 @@ def _fit_select_test(trial: Trial) -> dict:
     from pks4_lit.cli import run_cli
     from pks4_lit.tables.events import read_scalars
 
-    t0 = time.time()
+    t0, cpu0 = time.time(), cpu_seconds()
     cli = run_cli(trial.fit_args() + trial.log_args())
     fit_s = time.time() - t0
     val = [v for _, _, v in sorted(read_scalars(trial.dir).get("val/top1", []))]
@@ -129,7 +129,15 @@ def _fit_select_test(trial: Trial) -> dict:
     best_epoch = max(range(len(val)), key=lambda e: (val[e], -e))       # argmax, first on ties
     return dict(command=trial.command, name=trial.name, seed=trial.seed, val_top1=val, best_epoch=best_epoch,
                 best_val=val[best_epoch], best_ckpt_epoch=int(state.get("epoch", -1)), test=test, test_top1=acc,
-                fit_s=round(fit_s, 2), epochs=len(val))
+                fit_s=round(fit_s, 2), cpu_s=round(cpu_seconds() - cpu0, 2), epochs=len(val))
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its finished children (data-loader workers), user + system."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def predict_test(module, datamodule) -> dict:

@@ -64,7 +64,19 @@ def test_commands_carry_no_machine_paths():
     assert str(outputs.REPO) not in cmd and " /" not in cmd
     assert cmd.startswith("pks4 fit --config conf/synthetic/pks4.yaml --data.root data/tables/kinematic "
                           "--data.features cache/tables/kinematic/seed3 --seed_everything 3 --data.seed 3")
-    assert "--model.net.head.radius 2 --model.lr 0.004 --trainer.max_epochs 8" in cmd
+    assert "--model.net.head.radius 2 --model.lr 0.004 --trainer.max_epochs 8 --data.num_workers 0" in cmd
     assert t.name == "kinematic/pks4-radius=2/lr0.004/seed3"
     store = sets.cache_command("conf/synthetic/pks4.yaml", "data/tables/kinematic", 3, 2, "cache/tables/kinematic/seed3")
     assert " /" not in " ".join(store) and store[store.index("--data.seed") + 1] == "3"
+
+
+def test_end_to_end_rows_train_from_pixels_with_their_own_config():
+    from pks4_lit.tables import table_e2e
+
+    args = type("A", (), dict(data_dir="data/tables", cache_dir="cache/tables", runs_dir="runs/tables",
+                              config_dir="conf/synthetic", epochs=8, views=2, seeds=5, jobs=2, extra="", force=False))()
+    st = table_e2e.e2e_trial(args, "temporal", "st_adapter", 2)
+    vm = table_e2e.e2e_trial(args, "temporal", "videomamba", 2)
+    assert st.features is None and "--data.features" not in st.command and "--model.net.adapter st_adapter" in st.command
+    assert vm.command.startswith("pks4 fit --config conf/synthetic/videomamba.yaml --data.root data/tables/temporal "
+                                 "--seed_everything 2 --data.seed 2")
