@@ -25,6 +25,11 @@ class Head:
     config: str                      # <config dir>/<config>.yaml
     head_args: dict = field(default_factory=dict)
     note: str = ""
+    lr_from: str | None = None       # not swept: runs at that head's validation-chosen LR (tables say so)
+
+    @property
+    def lr_head(self) -> str:
+        return self.lr_from or self.name
 
     def overrides(self) -> list[str]:
         return head_overrides(self.head_args)
@@ -36,12 +41,14 @@ HEADS = [
     Head("ssm", "ssm", note="pks4's scanners, Δ/B/C from the input only (no priors)"),
     Head("global_ssm", "global_ssm", note="one causal scan over the flattened T·h·w sequence"),
     Head("global_ssm_bi", "global_ssm", {"bidirectional": True, "d_state": 4},
-         note="bidirectional global scan, 1 layer, d_state 4 (pks4's budget)"),
+         note="bidirectional global scan, 1 layer, d_state 4 (pks4's budget), at global_ssm's LR", lr_from="global_ssm"),
     Head("global_ssm_bi_2l", "global_ssm", {"bidirectional": True, "depth": 2, "d_state": 4, "expand": 0.5},
-         note="bidirectional global scan, 2 layers, d_state 4, expand 0.5 (pks4's budget)"),
+         note="bidirectional global scan, 2 layers, d_state 4, expand 0.5 (pks4's budget), at global_ssm's LR",
+         lr_from="global_ssm"),
     Head("pks4", "pks4", note="per-location selective scan driven by kinematic priors"),
 ]
 HEAD_BY_NAME = {h.name: h for h in HEADS}
+SWEPT = [h for h in HEADS if h.lr_from is None]   # the global_ssm variants were not swept (60-minute budget)
 REFERENCE = "pks4"
 
 # the ablation: pks4 with one switch changed (pks4's own LR); "global scan" is the global_ssm row

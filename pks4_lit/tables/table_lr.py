@@ -27,7 +27,7 @@ def sweep_trials(args, heads: list[protocol.Head]) -> list:
 
 
 def lr_sweep(args, command: str, heads: list[protocol.Head] | None = None) -> dict:
-    heads = heads or protocol.HEADS
+    heads = [h for h in (heads or protocol.SWEPT) if h.lr_from is None]
     prep = plan.prepare(args, protocol.SWEEP_SET, list(protocol.SWEEP_SEEDS))
     trials = sweep_trials(args, heads)
     results = dict(zip((t.name for t in trials), run_trials(trials, args.jobs, force=args.force)))
@@ -93,13 +93,29 @@ def render(out: dict) -> str:
         f"Mean best val top-1 over seeds {', '.join(map(str, out['seeds']))} on the {out['set']} set's validation "
         f"split ({out['epochs']} epochs from the feature store); the winner (bold) is each head's LR in every table. "
         f"Test is not read. Raw: `{outputs.relative(path())}`.\n",
-        md_table(["head"] + [f"lr {lr:g}" for lr in grid] + ["winner", "where"], rows) + "\n"])
+        md_table(["head"] + [f"lr {lr:g}" for lr in grid] + ["winner", "where"], rows) + "\n",
+        edge_note(out)])
+
+
+def edge_note(out: dict) -> str:
+    """Which winners sit at an end of the grid (the optimum may lie beyond it)."""
+    lo, hi = min(out["grid"]), max(out["grid"])
+    top = [n for n, h in out["heads"].items() if h["winner"] == hi]
+    bottom = [n for n, h in out["heads"].items() if h["winner"] == lo]
+    notes = []
+    if top:
+        notes.append(f"{', '.join(top)} won at the grid's largest LR ({hi:g}): a larger one was not tried")
+    if bottom:
+        notes.append(f"{', '.join(bottom)} won at the grid's smallest LR ({lo:g}): a smaller one was not tried")
+    variants = ", ".join(h.name for h in protocol.HEADS if h.lr_from)
+    return ("; ".join(notes) + ". " if notes else "") + (
+        f"Not swept (time): {variants}, which run at their base head's winner.\n" if variants else "")
 
 
 def main(argv: list[str], command: str) -> dict:
     parser = argparse.ArgumentParser(prog="tables lr")
     plan.add_options(parser)
-    parser.add_argument("--heads", nargs="+", default=[h.name for h in protocol.HEADS],
-                        choices=[h.name for h in protocol.HEADS])
+    parser.add_argument("--heads", nargs="+", default=[h.name for h in protocol.SWEPT],
+                        choices=[h.name for h in protocol.SWEPT])
     args = parser.parse_args(argv)
     return lr_sweep(args, command, [protocol.HEAD_BY_NAME[h] for h in args.heads])

@@ -28,12 +28,12 @@ E2E_NOTE = ("ST-Adapter and VideoMamba train end to end from pixels (no feature 
 
 
 def winners(args, heads: list[protocol.Head], command: str) -> dict[str, float]:
-    """Each head's validation-chosen LR, running (or reusing) the sweep."""
+    """Each head's validation-chosen LR (a variant with lr_from: that head's), running (or reusing) the sweep."""
     found = table_lr.load_winners() or {}
-    if not all(h.name in found for h in heads) or args.force:
-        out = table_lr.lr_sweep(args, command.replace("table-main", "table-lr"), heads)
+    if not all(h.lr_head in found for h in heads) or args.force:
+        out = table_lr.lr_sweep(args, f"make table-lr (run by `{command}`)", protocol.SWEPT)
         found = {k: v["winner"] for k, v in out["heads"].items()}
-    return found
+    return {h.name: found[h.lr_head] for h in heads}
 
 
 def main_table(argv: list[str], command: str) -> dict:
@@ -48,6 +48,7 @@ def main_table(argv: list[str], command: str) -> dict:
     out = {"command": command, "machine": machine_line(), "date": datetime.datetime.now().isoformat(timespec="minutes"),
            "epochs": args.epochs, "views": args.views, "seeds": plan.seeds(args), "reference": protocol.REFERENCE,
            "lr": {h.name: lrs[h.name] for h in heads}, "notes": {h.name: h.note for h in heads},
+           "lr_from": {h.name: h.lr_from for h in heads if h.lr_from},
            "missing": {"st_adapter": E2E_NOTE, "videomamba": E2E_NOTE}, "sets": {}}
     for task in args.sets:
         prep = plan.prepare(args, task, plan.seeds(args))
@@ -104,7 +105,7 @@ def render(out: dict) -> str:
     header = ["head", "LR"] + [c for t in sets_ for c in (f"{t} test top-1 (%)", f"Δ vs {out['reference']}")]
     rows = []
     for h in heads:
-        cells = [h, f"{out['lr'][h]:g}"]
+        cells = [h, f"{out['lr'][h]:g}" + (f" ({out['lr_from'][h]}'s)" if h in out.get("lr_from", {}) else "")]
         for t in sets_:
             r = out["sets"][t]["rows"].get(h)
             cells += [fmt_ci(r["test"]), fmt_delta(r.get("vs_ref"))] if r else ["—", "—"]
@@ -122,7 +123,8 @@ def render(out: dict) -> str:
         f"pixels), keeps the checkpoint with the best **validation** top-1 and is read once on test. "
         f"Test clips: {sizes}. Δ: accuracy difference vs {out['reference']} in points, pooled over seeds, with a "
         f"95 % paired-bootstrap interval over the same test clips; * = the interval excludes 0 "
-        f"(McNemar p in the raw file). LR: each head's own, chosen on validation (table above). "
+        f"(McNemar p in the raw file). LR: each head's own, chosen on validation (table above); the global_ssm "
+        f"variants were not swept (time) and run at global_ssm's, marked so. "
         f"Raw: `{outputs.relative(path())}`.\n",
         md_table(header, rows) + "\n",
         "Heads: " + "; ".join(f"`{h}`: {n}" for h, n in out["notes"].items()) + ".\n",
