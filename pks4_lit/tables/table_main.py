@@ -49,7 +49,7 @@ def main_table(argv: list[str], command: str) -> dict:
            "epochs": args.epochs, "views": args.views, "seeds": plan.seeds(args), "reference": protocol.REFERENCE,
            "lr": {h.name: lrs[h.name] for h in heads}, "notes": {h.name: h.note for h in heads},
            "lr_from": {h.name: h.lr_from for h in heads if h.lr_from},
-           "missing": {"st_adapter": E2E_NOTE, "videomamba": E2E_NOTE}, "sets": {}}
+           "missing": {"st_adapter": E2E_NOTE, "videomamba": E2E_NOTE}, "all_sets": list(protocol_sets()), "sets": {}}
     for task in args.sets:
         prep = plan.prepare(args, task, plan.seeds(args))
         trials = {h.name: [plan.trial(args, task, h.name, h.config, h.head_args, lrs[h.name], s)
@@ -129,6 +129,8 @@ def render(out: dict) -> str:
         md_table(header, rows) + "\n",
         "Heads: " + "; ".join(f"`{h}`: {n}" for h, n in out["notes"].items()) + ".\n",
         "Missing rows: " + " ".join(dict.fromkeys(out["missing"].values())) + "\n",
+        *([f"**Sets not run by this command: {', '.join(not_run)}** (their columns are missing, not zero).\n"]
+          if (not_run := [t for t in out.get("all_sets", sets_) if t not in sets_]) else []),
         main_readings(out),
         "Commands (one per seed; `S` = 0..4):\n",
     ]
