@@ -38,25 +38,37 @@ clean:
 
 # ---- paper tables (pks4_lit/tables.py): markdown into docs/RESULTS.md, plots into docs/figures/
 #   make table-efficiency                      time, memory, FLOPs per head as T grows 8 -> 128 (BENCH_ARGS=...)
-#   make table-main [EPOCHS=] [DATA=] [CONFIG_DIR=]   every head on the temporal- and spatial-heavy synthetic sets
-#   make table-ablation [EPOCHS=] [DATA=]      PKS4 without each prior, global scan, bidirectional, radius
+#   make table-lr                              each frozen head's LR chosen on validation (kinematic set, 2 seeds)
+#   make table-main                            every frozen head on the temporal, spatial and kinematic sets,
+#                                              5 seeds, from feature stores (runs table-lr first if needed)
+#   make table-ablation                        PKS4 on the kinematic set: each prior off, global scan,
+#                                              bidirectional, radius, d_state; paired tests vs full
+#   make table-e2e                             ST-Adapter and VideoMamba from pixels, same protocol (hours on 2 cores;
+#                                              not part of `make tables`)
+#   (synthetic tables: TABLE_ARGS="--jobs 2 --epochs 8 --seeds 5 ..." passes options through)
 #   make table-ssv2 DATA=/path/to/ssv2         conf/ssv2 recipes on Something-Something V2 (GPU)
 #   make table-k400 DATA=/path/to/k400         conf/k400 recipes on Kinetics-400 (GPU)
 #   make tables                                efficiency + main + ablation
 BENCH_ARGS ?= --extra-T 256 512
 TABLE_ARGS ?=
-TABLE_OPTS = $(if $(DATA),--data $(DATA)) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(CONFIG_DIR),--config-dir $(CONFIG_DIR)) $(TABLE_ARGS)
-TABLES_PY = PKS4_TABLES_COMMAND="$(strip make $@ $(if $(DATA),DATA=$(DATA)) $(if $(EPOCHS),EPOCHS=$(EPOCHS)) $(if $(CONFIG_DIR),CONFIG_DIR=$(CONFIG_DIR)))" $(PY) -m pks4_lit.tables
+TABLE_OPTS = $(if $(DATA),--data-dir $(DATA)) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(CONFIG_DIR),--config-dir $(CONFIG_DIR)) $(TABLE_ARGS)
+TABLES_PY = PKS4_TABLES_COMMAND="$(strip make $@ $(if $(DATA),DATA=$(DATA)) $(if $(EPOCHS),EPOCHS=$(EPOCHS)) $(if $(CONFIG_DIR),CONFIG_DIR=$(CONFIG_DIR)) $(if $(TABLE_ARGS),TABLE_ARGS='$(TABLE_ARGS)'))" $(PY) -m pks4_lit.tables
 
-.PHONY: tables table-efficiency table-main table-ablation table-ssv2 table-k400
+.PHONY: tables table-efficiency table-lr table-e2e table-main table-ablation table-ssv2 table-k400
 
 tables: table-efficiency table-main table-ablation
 
 table-efficiency: setup
 	$(TABLES_PY) efficiency $(BENCH_ARGS)
 
+table-lr: setup
+	$(TABLES_PY) lr $(TABLE_OPTS)
+
 table-main: setup
 	$(TABLES_PY) main $(TABLE_OPTS)
+
+table-e2e: setup
+	$(TABLES_PY) e2e $(TABLE_OPTS)
 
 table-ablation: setup
 	$(TABLES_PY) ablation $(TABLE_OPTS)

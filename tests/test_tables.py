@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pks4_lit.tables import events, markdown, outputs, runs, summary, table_ablation, table_datasets
+from pks4_lit.tables import events, markdown, outputs, protocol, runs, sets, summary, table_ablation, table_datasets
 from pks4_lit.tables.table_efficiency import efficiency
 from pks4_lit.tables.table_main import main_table
 
@@ -15,6 +15,7 @@ def docs(tmp_path, monkeypatch):
     monkeypatch.setattr(outputs, "RESULTS_MD", tmp_path / "docs" / "RESULTS.md")
     monkeypatch.setattr(outputs, "FIG_DIR", tmp_path / "docs" / "figures")
     monkeypatch.setattr(outputs, "RAW_DIR", tmp_path / "docs" / "results")
+    monkeypatch.setattr(outputs, "README", tmp_path / "README.md")
     return tmp_path / "docs"
 
 
@@ -82,16 +83,19 @@ def test_run_commands_carry_no_machine_paths(tmp_path):
     assert f"--data.root {tmp_path}" in outside.command                 # outside the repository: as given
 
 
-@pytest.mark.parametrize("name,head,kw", table_ablation.ABLATIONS, ids=[a[0] for a in table_ablation.ABLATIONS])
-def test_every_ablation_reaches_the_head_typed(name, head, kw, capsys):
-    """Each ablation's overrides, through the real parser, set exactly its arguments with their types."""
+ROWS = [(name, "pks4", kw) for name, kw in protocol.ABLATIONS] + [(h.name, h.config, h.head_args) for h in protocol.HEADS]
+
+
+@pytest.mark.parametrize("name,head,kw", ROWS, ids=[r[0] for r in ROWS])
+def test_every_table_row_reaches_the_head_typed(name, head, kw, capsys):
+    """Each ablation's and head variant's overrides, through the real parser, set exactly its arguments."""
     import yaml
 
     from pks4_lit.cli import main
 
     config = outputs.REPO / "conf" / "synthetic" / f"{head}.yaml"
     with pytest.raises(SystemExit) as done:
-        main(["fit", "--config", str(config), *runs.head_overrides(kw), "--print_config"])
+        main(["fit", "--config", str(config), *protocol.head_overrides(kw), "--print_config"])
     assert done.value.code in (0, None)
     printed = yaml.safe_load(capsys.readouterr().out)["model"]["net"]["init_args"]["head"]["init_args"]
     for key, value in kw.items():
@@ -137,29 +141,31 @@ def test_efficiency_writes_table_plot_and_json(docs):
 
 
 @pytest.mark.slow
-def test_main_and_ablation_tables_run_through_the_cli_at_tiny_scale(docs, tmp_path):
-    """The same code path as `make table-main` / `make table-ablation`, at a scale of seconds."""
-    repo = outputs.REPO
-    heads = [h for h in ("tsn", "pks4") if (repo / "conf" / "synthetic" / f"{h}.yaml").is_file()]
-    if "pks4" not in heads:
-        pytest.skip("conf/synthetic/pks4.yaml not present")
-    tiny = ["--data", str(tmp_path / "data"), "--runs-dir", str(tmp_path / "runs"), "--epochs", "2",
-            "--videos-per-class", "5",
+def test_main_and_ablation_tables_at_tiny_scale(docs, tmp_path, monkeypatch):
+    """The code path of `make table-main` / `make table-ablation` at a scale of seconds: stores, trials,
+    statistics, the Markdown and the README block."""
+    from pks4_lit.tables import table_lr
+
+    monkeypatch.setattr(sets, "SETS", {"kinematic": sets.SynthSet("kinematic", (3, 2, 2), 8)})
+    monkeypatch.setattr(sets, "MIN_TEST_CLIPS", 16)
+    (tmp_path / "README.md").write_text("# x\n<!-- tables:readme:start -->\nold\n<!-- tables:readme:end -->\n")
+    table_lr.save({"heads": {h.name: {"winner": 0.004} for h in protocol.HEADS}})   # no sweep at this scale
+    tiny = ["--data-dir", str(tmp_path / "data"), "--cache-dir", str(tmp_path / "cache"),
+            "--runs-dir", str(tmp_path / "runs"), "--epochs", "2", "--views", "1", "--seeds", "2", "--jobs", "0",
             "--extra", "--data.num_workers 0 --data.crop_size 64 --data.short_side 64 --data.num_frames 4 "
-                       "--data.batch_size 4 --trainer.enable_progress_bar false"]
-    out = main_table(tiny + ["--tasks", "temporal", "--heads", *heads], "test")
-    rows = {s["name"]: s for s in out["temporal"]["rows"]}
-    assert set(rows) == {f"temporal/{h}" for h in heads}
-    for s in rows.values():
-        assert len(s["val_top1"]) == 2 and 0 <= s["test_top1"] <= 1
-        assert s["train_GFLOPs_per_clip"] > 0 and s["tunable_params"] > 0 and s["n_train"] == 8 * 3
-    if "tsn" in heads:
-        assert rows["temporal/pks4"]["tunable_params"] > rows["temporal/tsn"]["tunable_params"]
+                       "--data.batch_size 4"]
+    out = main_table(tiny + ["--sets", "kinematic", "--heads", "tsn", "pks4"], "make table-main")
+    rows = out["sets"]["kinematic"]["rows"]
+    assert set(rows) == {"tsn", "pks4"} and rows["pks4"]["seeds"] == [0, 1] and rows["tsn"]["n_test"] == 16
+    assert "vs_ref" in rows["tsn"] and "vs_ref" not in rows["pks4"]
     text = outputs.RESULTS_MD.read_text()
-    assert "temporal-heavy set" in text and "pks4 fit --config" in text
-    # a second call reuses the finished runs (same commands) instead of training again
-    mtime = os.path.getmtime(tmp_path / "runs" / "main" / "temporal" / "pks4" / "done.json")
-    main_table(tiny + ["--tasks", "temporal", "--heads", "pks4"], "test")
-    assert os.path.getmtime(tmp_path / "runs" / "main" / "temporal" / "pks4" / "done.json") == mtime
-    abl = table_ablation.ablation_table(tiny + ["--only", "w/o correlation"], "test")
-    assert abl["rows"][0]["label"] == "w/o correlation" and "use_correlation" in abl["rows"][0]["command"]
+    assert "from the frozen-feature store" in text and "--data.features" in text
+    assert "pks4 " in (tmp_path / "README.md").read_text() and "old" not in (tmp_path / "README.md").read_text()
+    trained = {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("results.json")}
+    abl = table_ablation.ablation_table(tiny + ["--only", "w/o boundaries"], "make table-ablation")
+    assert set(abl["rows"]) == {"pks4 (full)", "w/o boundaries", table_ablation.GLOBAL_ROW}
+    assert "use_boundaries false" in abl["rows"]["w/o boundaries"]["commands"][0]
+    assert abl["rows"]["w/o boundaries"]["vs_full"]["n_pairs"] == 2 * 16
+    # the full pks4 rows are the main table's runs, not trained again
+    assert all(p.stat().st_mtime == mtime for p, mtime in trained.items())
+    assert abl["rows"]["pks4 (full)"]["test_top1"] == rows["pks4"]["test_top1"]

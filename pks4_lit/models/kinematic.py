@@ -93,7 +93,7 @@ def frame_difference(v: torch.Tensor) -> torch.Tensor:
 class KinematicPriorEncoder(nn.Module):
     def __init__(self, dim: int, prior_dim: int = 64, radius: int = 3, dilation: int = 1,
                  use_correlation: bool = True, use_difference: bool = True, diff_dim: int = 8,
-                 temperature: float = 0.1, learn_temperature: bool = True):
+                 temperature: float = 0.1, learn_temperature: bool = True, use_boundaries: bool = True):
         super().__init__()
         if not (use_correlation or use_difference):
             raise ValueError("KinematicPriorEncoder needs use_correlation or use_difference; "
@@ -105,6 +105,7 @@ class KinematicPriorEncoder(nn.Module):
         self.dim, self.prior_dim = dim, prior_dim
         self.radius, self.dilation = radius, dilation
         self.use_correlation, self.use_difference = use_correlation, use_difference
+        self.use_boundaries = use_correlation and use_boundaries
         self._windows: dict = {}
 
         in_dim = 0
@@ -118,7 +119,7 @@ class KinematicPriorEncoder(nn.Module):
                 self.log_temperature = nn.Parameter(log_tau)
             else:
                 self.register_buffer("log_temperature", log_tau)
-            in_dim += (2 * radius + 1) ** 2 + 2 + 1 + 1          # volume, (dx,dy), confidence, boundary
+            in_dim += (2 * radius + 1) ** 2 + 2 + 1 + int(self.use_boundaries)  # volume, (dx,dy), confidence, boundary
         if use_difference:
             self.diff_proj = nn.Conv2d(dim, diff_dim, kernel_size=1)
             in_dim += diff_dim + 1                               # projected difference, its magnitude
@@ -207,10 +208,13 @@ class KinematicPriorEncoder(nn.Module):
             disp_ms, probs = self.soft_argmax(torch.stack([M, S]), valid)       # both in one pass
             disp, prob = disp_ms[0] - disp_ms[1], probs[0]                      # [N,hw,2]: 0 when static
             conf = prob.amax(-1, keepdim=True)                                  # [N,hw,1]
-            bnd = self.boundaries(disp.transpose(1, 2).unflatten(2, (h, w)))    # [N,1,h,w]
-            bnd = bnd.flatten(2).transpose(1, 2)                                # [N,hw,1]
-            cues += [M, disp, conf, bnd]
-            internals.update(correlation=M, displacement=disp, confidence=conf, boundaries=bnd)
+            cues += [M, disp, conf]
+            internals.update(correlation=M, displacement=disp, confidence=conf)
+            if self.use_boundaries:
+                bnd = self.boundaries(disp.transpose(1, 2).unflatten(2, (h, w)))  # [N,1,h,w]
+                bnd = bnd.flatten(2).transpose(1, 2)                              # [N,hw,1]
+                cues.append(bnd)
+                internals.update(boundaries=bnd)
         if self.use_difference:
             diff = frame_difference(x).reshape(N, hw, C)                       # [N,hw,C], exactly 0 at t=0
             mag = torch.linalg.vector_norm(diff, dim=-1, keepdim=True)

@@ -106,7 +106,8 @@ class PKS4(nn.Module):
                  use_priors: bool = True, bidirectional: bool = False,
                  dt_rank: int | Literal["auto"] = "auto", dt_min: float = 0.001, dt_max: float = 0.1,
                  dt_init_floor: float = 1e-4, diff_dim: int = 8, temperature: float = 0.1,
-                 learn_temperature: bool = True, recompute_priors: bool = True):
+                 learn_temperature: bool = True, use_boundaries: bool = True,
+                 recompute_priors: bool = True):
         """
         Args:
             dim: channels C of the backbone features (given by the classifier).
@@ -127,6 +128,7 @@ class PKS4(nn.Module):
             diff_dim: channels of the projected feature difference.
             temperature: initial soft-argmax temperature of the correlation.
             learn_temperature: learn that temperature.
+            use_boundaries: feed the motion-boundary map |∇displacement| to the priors (needs use_correlation).
             recompute_priors: training keeps only the priors' input and recomputes them in the backward
                 (same values and gradients; less memory, a few % more time).
         """
@@ -145,7 +147,7 @@ class PKS4(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.priors = KinematicPriorEncoder(
             dim, prior_dim, radius, dilation, use_correlation, use_difference, diff_dim,
-            temperature, learn_temperature) if self.use_priors else None
+            temperature, learn_temperature, use_boundaries) if self.use_priors else None
         self.in_proj = nn.Linear(dim, 2 * self.d_inner)
         p_dim = prior_dim if self.use_priors else 0
         self.scanners = nn.ModuleList(

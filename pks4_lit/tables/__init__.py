@@ -1,22 +1,30 @@
 """The paper's tables at our scale: run the experiments, read the metrics back, write docs/RESULTS.md.
 
     python -m pks4_lit.tables efficiency [bench options]           (make table-efficiency)
-    python -m pks4_lit.tables main     [--data DIR] [--epochs E]   (make table-main)
-    python -m pks4_lit.tables ablation [--data DIR] [--epochs E]   (make table-ablation)
+    python -m pks4_lit.tables lr       [options]                   (make table-lr: each head's LR on validation)
+    python -m pks4_lit.tables main     [options]                   (make table-main)
+    python -m pks4_lit.tables ablation [options]                   (make table-ablation)
+    python -m pks4_lit.tables e2e      [options]                   (make table-e2e: ST-Adapter, VideoMamba from pixels)
     python -m pks4_lit.tables ssv2 --data DIR                      (make table-ssv2 DATA=DIR)
     python -m pks4_lit.tables k400 --data DIR                      (make table-k400 DATA=DIR)
 
 Claims of the abstract and where they are checked:
-  * accuracy on temporal-heavy (SSv2-like) and spatial-heavy (K400-like) data: `main` trains every
-    temporal head (and the ST-Adapter baseline) on the embedded `pks4 synth --task temporal` and
-    `--task spatial` sets; `ssv2`/`k400` run the conf/ssv2 and conf/k400 recipes on the real data.
-  * convergence in few epochs: epochs until val/top1 first reaches 90% of its final value.
-  * ~10× less training compute than pure video SSMs: FLOPs/clip × clips seen until val/top1 first
-    reaches a common target, pks4 against `global_ssm` (one scan over the flattened clip).
+  * accuracy on temporal-heavy (SSv2-like), spatial-heavy (K400-like) and fine-motion data: `main`
+    trains every frozen-backbone head on `pks4 synth --task temporal|spatial|kinematic` from feature
+    stores, 5 seeds, checkpoints chosen on validation, paired tests vs pks4 on the same test clips;
+    `ssv2`/`k400` run the conf/ssv2 and conf/k400 recipes on the real data.
+  * the priors and design choices: `ablation` (kinematic set), the same statistics vs full pks4.
   * linear in frames: `efficiency` (pks4_lit.bench.heads), time/memory/FLOPs as T grows.
 
 One job per file:
-    runs.py      `pks4 fit` + `pks4 test` of one run in a subprocess (CLI overrides, reuse, peak RSS)
+    protocol.py  heads, seeds, epochs, LR grid, ablation switches of the synthetic tables
+    sets.py      the synthetic sets (>= 200 test clips each) and one feature store per (set, seed)
+    plan.py      shared options; the trial of (set, row, LR, seed), one folder whichever table asks
+    trial.py     one `pks4 fit` in-process: select on validation, per-clip test predictions, results.json
+    pool.py      trials in long-lived worker processes (imports paid once per worker)
+    aggregate.py mean ± CI over seeds, paired bootstrap + McNemar on the same clips, LR winner
+    readings.py  generated prose verdicts under the tables
+    runs.py      `pks4 fit` + `pks4 test` of one run in a subprocess (the dataset tables)
     events.py    scalars read back from TensorBoard event files
     costs.py     train FLOPs, tunable parameters, saved bytes of a trained checkpoint
     summary.py   one run's numbers (accuracy, convergence, throughput, costs)
@@ -33,9 +41,10 @@ import sys
 
 
 def _tables() -> dict:
-    from pks4_lit.tables import table_ablation, table_datasets, table_efficiency, table_main
+    from pks4_lit.tables import table_ablation, table_datasets, table_e2e, table_efficiency, table_lr, table_main
 
-    return {"efficiency": table_efficiency.efficiency, "main": table_main.main_table,
+    return {"efficiency": table_efficiency.efficiency, "lr": table_lr.main, "main": table_main.main_table,
+            "e2e": table_e2e.e2e_table,
             "ablation": table_ablation.ablation_table,
             "ssv2": lambda a, c: table_datasets.dataset_table("ssv2", a, c),
             "k400": lambda a, c: table_datasets.dataset_table("k400", a, c)}

@@ -8,6 +8,7 @@ REPO = Path(__file__).resolve().parents[2]
 RESULTS_MD = REPO / "docs" / "RESULTS.md"
 FIG_DIR = REPO / "docs" / "figures"
 RAW_DIR = REPO / "docs" / "results"
+README = REPO / "README.md"
 
 
 def repo_path(path) -> Path:

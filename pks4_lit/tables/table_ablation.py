@@ -1,63 +1,93 @@
-"""`make table-ablation`: PKS4's switches, each a typed override of the head in conf/synthetic/<head>.yaml."""
+"""`make table-ablation`: pks4 on the KINEMATIC set with one switch changed, against full pks4.
+
+Every variant is conf/synthetic/pks4.yaml with typed head overrides (`--model.net.head.<arg>`) at
+pks4's validation-chosen LR, for every seed, from the same feature stores as the main table (the full
+pks4 runs are the main table's). "global scan" is the main table's global_ssm row (its own LR).
+Δ vs full: paired bootstrap over the same test clips pooled over seeds, and McNemar; * = significant.
+Raw: results/ablation.json; the Markdown is rendered from it alone (render()).
+"""
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 
-from pks4_lit.tables import outputs
-from pks4_lit.tables.markdown import md_table, provenance, write_block
-from pks4_lit.tables.plots import plot_curves
-from pks4_lit.tables.runs import (Run, add_run_options, config_path, ensure_synthetic, head_overrides, overrides,
-                                  run_all)
-from pks4_lit.tables.summary import summarize
+from pks4_lit.tables import outputs, plan, protocol
+from pks4_lit.tables.aggregate import group_summary, paired
+from pks4_lit.tables.markdown import machine_line, md_table, write_block
+from pks4_lit.tables.pool import run_trials
+from pks4_lit.tables.readings import update_readme
+from pks4_lit.tables.table_main import fmt_ci, fmt_delta, winners
 
-ABLATIONS = [  # (name, config <head>.yaml, arguments of that head's class)
-    ("pks4 (full)", "pks4", {}),
-    ("w/o correlation", "pks4", {"use_correlation": False}),
-    ("w/o difference", "pks4", {"use_difference": False}),
-    ("w/o priors (= ssm)", "pks4", {"use_priors": False}),
-    ("global scan (= global_ssm)", "global_ssm", {}),
-    ("bidirectional", "pks4", {"bidirectional": True}),
-    ("radius 1", "pks4", {"radius": 1}),
-    ("radius 3", "pks4", {"radius": 3}),
-]
+GLOBAL_ROW = "global scan (= global_ssm)"
+
+
+def slug(head_args: dict) -> str:
+    return "pks4" + "".join(f"-{k}={v}" for k, v in head_args.items()).replace(" ", "")
 
 
 def ablation_table(argv: list[str], command: str) -> dict:
     parser = argparse.ArgumentParser(prog="tables ablation")
-    add_run_options(parser)
-    parser.add_argument("--task", default="temporal", choices=["temporal", "spatial"])
-    parser.add_argument("--only", nargs="*", default=None, help="subset of ablation names")
+    plan.add_options(parser)
+    parser.add_argument("--only", nargs="*", default=None, help="subset of variant names (the full pks4 always runs)")
     args = parser.parse_args(argv)
-    config_dir = outputs.repo_path(args.config_dir or "conf/synthetic")
-    data = outputs.repo_path(args.data or "data/tables")
-    root = ensure_synthetic(data / args.task, args.task, args.videos_per_class)
-    slug = lambda n: "".join(c if c.isalnum() else "_" for c in n).strip("_")  # noqa: E731
-    chosen = [a for a in ABLATIONS if args.only is None or a[0] in args.only]
-    runs = [Run("ablation", f"{args.task}/{slug(name)}", config_path(config_dir, head), root,
-                overrides(args, head_overrides(kw)), outputs.repo_path(args.runs_dir))
-            for name, head, kw in chosen]
-    rows = [summarize(r, done) for r, done in zip(runs, run_all(runs, args.force))]
-    for (name, _, kw), s in zip(chosen, rows):
-        s["label"], s["head_args"] = name, kw
+    task = protocol.ABLATION_SET
+    lrs = winners(args, protocol.HEADS, command)
+    chosen = [a for a in protocol.ABLATIONS if args.only is None or a[0] in args.only or not a[1]]
+    prep = plan.prepare(args, task, plan.seeds(args))
+    trials = {name: [plan.trial(args, task, "pks4" if not kw else slug(kw), "pks4", kw, lrs["pks4"], s)
+                     for s in plan.seeds(args)] for name, kw in chosen}
+    g = protocol.HEAD_BY_NAME["global_ssm"]
+    trials[GLOBAL_ROW] = [plan.trial(args, task, g.name, g.config, g.head_args, lrs[g.name], s) for s in plan.seeds(args)]
+    flat = [t for ts in trials.values() for t in ts]
+    res = dict(zip((t.name for t in flat), run_trials(flat, args.jobs, force=args.force)))
+    groups = {name: [res[t.name] for t in ts] for name, ts in trials.items()}
+    full = groups["pks4 (full)"]
+    rows = {name: group_summary(gr) for name, gr in groups.items()}
+    for name, gr in groups.items():
+        if name != "pks4 (full)":
+            rows[name]["vs_full"] = paired(gr, full)
+    args_of = dict(chosen)
+    out = {"command": command, "machine": machine_line(), "date": datetime.datetime.now().isoformat(timespec="minutes"),
+           "set": task, "epochs": args.epochs, "views": args.views, "seeds": plan.seeds(args),
+           "lr": {"pks4": lrs["pks4"], "global_ssm": lrs["global_ssm"]}, "prepare": prep,
+           "head_args": {name: args_of.get(name, {}) for name in rows}, "rows": rows}
     outputs.RAW_DIR.mkdir(parents=True, exist_ok=True)
-    (outputs.RAW_DIR / "ablation.json").write_text(json.dumps(rows, indent=1))
-    png = outputs.FIG_DIR / "ablation_val_curves.png"
-    for s in rows:
-        s["name"] = s["label"]
-    plot_curves({f"{args.task}-heavy set": rows}, png, "PKS4 ablations: val top-1 per epoch")
-    full = next((s for s in rows if s["label"] == "pks4 (full)"), None)
-    header = ["variant", "test top-1", "Δ vs full", "final val top-1", "epochs to 90%", "train GFLOPs/clip",
-              "tunable params", "saved MB (batch)"]
-    table = md_table(header, [[
-        s["label"], s["test_top1"],
-        (s["test_top1"] - full["test_top1"]) if full and s["test_top1"] is not None and full["test_top1"] is not None else None,
-        s["final_val"], s["epochs_to_90"], s["train_GFLOPs_per_clip"], s["tunable_params"],
-        f"{s['saved_MB']:.1f} ({s['batch_size']})"] for s in rows])
-    md = [provenance(command), f"![ablation curves]({outputs.relative(png)})  ",
-          f"{args.task}-heavy synthetic set; every variant is `conf/synthetic/<head>.yaml` with the typed head "
-          f"overrides (`--model.net.head.<argument>`) shown in the commands. "
-          f"Raw: `{outputs.relative(outputs.RAW_DIR / 'ablation.json')}`.\n",
-          table + "\n", "Commands:\n\n" + "\n".join(f"    {s['command']}" for s in rows) + "\n"]
-    write_block("ablation", "### Ablations of PKS4 (synthetic, temporal-heavy)\n\n" + "\n".join(md))
-    return {"rows": rows}
+    path().write_text(json.dumps(out, indent=1))
+    write_block("ablation", render(out))
+    update_readme()
+    return out
+
+
+def path():
+    return outputs.RAW_DIR / "ablation.json"
+
+
+def render(out: dict) -> str:
+    """The Markdown block, a function of the JSON only."""
+    from pks4_lit.tables.readings import ablation_readings
+
+    rows = []
+    for name, r in out["rows"].items():
+        d = r.get("vs_full")
+        rows.append([name, fmt_ci(r["test"]), fmt_delta(d), "—" if d is None else f"{d['p']:.3g}",
+                     "—" if d is None else f"{d['mcnemar_p']:.3g}",
+                     "—" if d is None else f"{d['a_only']} / {d['b_only']}"])
+    head = ["variant", "test top-1 (%)", "Δ vs full [95 % CI]", "bootstrap p", "McNemar p",
+            "only variant right / only full right"]
+    return "\n".join([
+        f"### Ablations of PKS4 ({out['set']} set)\n",
+        f"Command: `{out['command']}`  \nMachine: {out['machine']}  \nDate: {out['date']}\n",
+        f"pks4 on the {out['set']} set with one switch changed (typed `--model.net.head.<argument>` overrides of "
+        f"conf/synthetic/pks4.yaml, pks4's LR {out['lr']['pks4']:g}); global scan = the global_ssm head at its "
+        f"own LR {out['lr']['global_ssm']:g}. Seeds {', '.join(map(str, out['seeds']))}, {out['epochs']} epochs "
+        f"from the frozen-feature stores, checkpoint chosen on validation, {next(iter(out['rows'].values()))['n_test']} "
+        f"test clips. Δ in points vs full pks4 on the same seeds and test clips: paired bootstrap pooled over seeds "
+        f"(95 % interval, * = excludes 0) and exact McNemar over the discordant (seed, clip) pairs. "
+        f"Raw: `{outputs.relative(path())}`.\n",
+        md_table(head, rows) + "\n",
+        ablation_readings(out),
+        "Commands (seed S = 0..4): `" + "`, `".join(
+            r["commands"][0].replace(f"--seed_everything {r['seeds'][0]} --data.seed {r['seeds'][0]}",
+                                     "--seed_everything S --data.seed S")
+            .replace(f"seed{r['seeds'][0]}", "seedS") for r in out["rows"].values()) + "`\n"])

@@ -60,6 +60,27 @@ def test_ablation_switches_set_fusion_inputs(corr, diff):
     assert ("displacement" in I) == corr and ("difference_magnitude" in I) == diff
 
 
+def test_boundaries_switch_drops_exactly_the_boundary_channel():
+    full = KinematicPriorEncoder(16, prior_dim=6, radius=1)
+    off = KinematicPriorEncoder(16, prior_dim=6, radius=1, use_boundaries=False)
+    assert off.fuse[0].in_features == full.fuse[0].in_features - 1
+    x = torch.randn(1, 3, 16, 4, 4)
+    _, I = off(x, return_internals=True)
+    assert "boundaries" not in I and "displacement" in I
+    # the boundary is the last correlation cue: dropping its weight column gives the same priors when it is 0
+    k = 3 ** 2 + 3                                        # volume, (dx,dy), confidence, then the boundary
+    sd = dict(full.state_dict())
+    sd["fuse.0.weight"] = torch.cat([sd["fuse.0.weight"][:, :k], sd["fuse.0.weight"][:, k + 1:]], 1)
+    off.load_state_dict(sd)
+    with torch.no_grad():
+        full.fuse[0].weight[:, k] = 0
+    assert torch.allclose(off(x), full(x), atol=1e-6)
+    from pks4_lit.models import PKS4
+
+    assert sum(p.numel() for p in PKS4(16, prior_dim=6, radius=1, use_boundaries=False).parameters()) == \
+        sum(p.numel() for p in PKS4(16, prior_dim=6, radius=1).parameters()) - 6
+
+
 def test_both_switches_off_is_an_error():
     with pytest.raises(ValueError, match="use_priors=False"):
         KinematicPriorEncoder(16, use_correlation=False, use_difference=False)

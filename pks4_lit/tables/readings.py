@@ -1,0 +1,126 @@
+"""The prose readings under the tables, generated from their JSON (so they cannot drift from the numbers).
+
+Each reading states a claim of the paper's abstract as we test it at synthetic scale, the paired
+difference that decides it (points, 95 % paired-bootstrap interval over the same test clips pooled over
+seeds) and the verdict: holds (interval above 0), reversed (interval below 0) or not decided (interval
+contains 0), whichever way it falls.
+"""
+from __future__ import annotations
+
+# (set, other head, claim that pks4 is better than it there)
+MAIN_CLAIMS = [
+    ("temporal", "tsn", "order matters on temporal-heavy data: pks4 beats order-blind pooling (tsn)"),
+    ("kinematic", "tsn", "fine motion: pks4 beats order-blind pooling (tsn) on the kinematic set"),
+    ("temporal", "attention", "pks4 beats temporal attention on temporal-heavy data"),
+    ("kinematic", "attention", "pks4 beats temporal attention on fine motion"),
+    ("kinematic", "ssm", "the kinematic priors help: pks4 beats the same scanners without priors (ssm)"),
+    ("temporal", "ssm", "the priors help on temporal-heavy data too (pks4 vs ssm)"),
+    ("kinematic", "global_ssm", "per-location scanners beat one global scan (global_ssm) on fine motion"),
+    ("kinematic", "global_ssm_bi", "... and its bidirectional variant at the same budget"),
+    ("kinematic", "global_ssm_bi_2l", "... and its two-layer bidirectional variant at the same budget"),
+    ("spatial", "tsn", "on spatial-heavy data pks4 is at least as good as pooling (tsn)"),
+]
+
+
+def verdict(lo: float, hi: float, non_inferiority: bool = False) -> str:
+    if lo > 0:
+        return "**holds**"
+    if hi < 0:
+        return "**does not hold** (the other way round, significantly)"
+    return "**holds** (no significant difference)" if non_inferiority else "**not decided** at this scale (interval contains 0)"
+
+
+def pks4_minus(d: dict) -> tuple[float, float, float]:
+    """vs_ref is other − pks4: flip it to pks4 − other (points)."""
+    return -100 * d["delta"], -100 * d["hi"], -100 * d["lo"]
+
+
+def main_readings(out: dict) -> str:
+    lines = ["**Readings** (generated from the raw JSON; Δ = pks4 − other, points, 95 % paired-bootstrap interval). "
+             + CAVEAT + "\n"]
+    for task, other, claim in MAIN_CLAIMS:
+        row = out["sets"].get(task, {}).get("rows", {}).get(other)
+        if not row or "vs_ref" not in row:
+            continue
+        d, lo, hi = pks4_minus(row["vs_ref"])
+        ref = out["sets"][task]["rows"][out["reference"]]["test"]["mean"]
+        lines.append(f"- {claim}: {verdict(lo, hi, non_inferiority=task == 'spatial')} — Δ = {d:+.1f} "
+                     f"[{lo:+.1f}, {hi:+.1f}] (pks4 {100 * ref:.1f} %, {other} {100 * row['test']['mean']:.1f} %; "
+                     f"McNemar p = {row['vs_ref']['mcnemar_p']:.2g}).")
+    if len(lines) == 1:
+        return ""
+    lines.append("")
+    return "\n".join(lines)
+
+
+CAVEAT = ("The paired bootstrap resamples test clips with these seeds held fixed: it does not cover the spread "
+          "between seeds beyond them, so where a row's own interval over seeds is wide (± 10 points or more), read a "
+          "* as \"on these seeds\".")
+
+
+def ablation_readings(out: dict) -> str:
+    lines = ["**Readings** (generated; Δ = variant − full pks4, points, 95 % paired-bootstrap interval). " + CAVEAT + "\n"]
+    for name, r in out["rows"].items():
+        d = r.get("vs_full")
+        if d is None:
+            continue
+        lo, hi = 100 * d["lo"], 100 * d["hi"]
+        if lo > 0:
+            what = "significantly **better** than full pks4"
+        elif hi < 0:
+            what = "significantly **worse** than full pks4 (the switch matters)"
+        else:
+            what = "not distinguishable from full pks4 at this scale"
+        lines.append(f"- {name}: {what} — Δ = {100 * d['delta']:+.1f} [{lo:+.1f}, {hi:+.1f}], "
+                     f"McNemar p = {d['mcnemar_p']:.2g}.")
+    lines.append("")
+    return "\n".join(lines)
+
+
+README_START, README_END = "<!-- tables:readme:start -->", "<!-- tables:readme:end -->"
+
+
+def readme_summary(main: dict | None, ablation: dict | None) -> str:
+    """The README's 'what our numbers say' paragraph, from results/main.json and results/ablation.json."""
+    parts = []
+    if main and main.get("sets"):
+        for task, s in main["sets"].items():
+            cells = ", ".join(f"{h} {100 * r['test']['mean']:.1f} ± {100 * r['test']['half']:.1f}"
+                              for h, r in s["rows"].items())
+            parts.append(f"{task} set ({s['n_test']} test clips): {cells}")
+        text = (f"**What our numbers say** (generated from docs/results/main.json by `{main['command']}`, "
+                f"{main['date'][:10]}; mean test top-1 % ± 95 % CI over seeds {', '.join(map(str, main['seeds']))}, "
+                f"frozen backbone, heads trained from feature stores, checkpoints chosen on validation): "
+                + "; ".join(parts) + ".")
+    else:
+        text = "**What our numbers say**: the synthetic tables have not been regenerated yet (`make tables`)."
+    if ablation and ablation.get("rows"):
+        sig = [f"{n} {100 * r['vs_full']['delta']:+.1f}" for n, r in ablation["rows"].items()
+               if r.get("vs_full") and r["vs_full"]["significant"]]
+        text += (f" Ablation on the {ablation['set']} set (Δ vs full pks4 in points, significant only): "
+                 + (", ".join(sig) if sig else "no switch changes accuracy significantly") + ".")
+    return text + " docs/RESULTS.md has the tables, the readings of each paper claim, and the commands."
+
+
+def write_readme_block(readme, main: dict | None, ablation: dict | None) -> None:
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{readme}: no {README_START} ... {README_END} block")
+    head, rest = text.split(README_START, 1)
+    readme.write_text(head + README_START + "\n" + readme_summary(main, ablation) + "\n" + README_END
+                      + rest.split(README_END, 1)[1])
+
+
+def update_readme() -> None:
+    """Rewrite the README block from whatever main.json / ablation.json hold (new format only)."""
+    import json
+
+    from pks4_lit.tables import outputs
+
+    def load(name):
+        f = outputs.RAW_DIR / name
+        data = json.loads(f.read_text()) if f.is_file() else None
+        return data if data and ("sets" in data or "rows" in data) and isinstance(data, dict) else None
+
+    if outputs.README.is_file():
+        write_readme_block(outputs.README, load("main.json"), load("ablation.json"))
