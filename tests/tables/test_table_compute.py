@@ -87,7 +87,7 @@ def test_markdown_is_generated_from_the_results_and_says_not_reached():
     pk = [dict(curve([0.5, 0.9]), seed=s, command="pks4 fit pks4", cache_command="pks4 cache x",
                **tc.to_target(curve([0.5, 0.9]), 0.8)) for s in (0, 1)]
     result = dict(target=0.8, epochs=2, vm_epochs=2, views=4, n_train=10, threads=1, data="data/x", machine="m",
-                  total_s=60.0, costs={"pks4": dict(pixels=2e9, features=1e8, backbone_forward=1.9e9)},
+                  machine_s=60.0, costs={"pks4": dict(pixels=2e9, features=1e8, backbone_forward=1.9e9)},
                   runs={"pks4_cache": pk, "videomamba": vm})
     result["summary"] = tc.summarize(result)
     md = tc.render(result, "make table-compute")
