@@ -6,7 +6,8 @@ The paper says PKS4 needs ~10× less training compute than pure video SSMs. On t
 synthetic set (`pks4 synth --task temporal`: only frame order separates the classes) we train, per seed:
 
   pks4_cache        pks4 head on a frozen backbone, from the feature store (`pks4 cache`, whose one-time
-                    writing cost — FLOPs and wall time — is charged to the run)
+                    writing cost is charged to the run: the backbone FLOPs of its training views, the wall
+                    time of the whole store)
   pks4_pixels       the same model from pixels (decode + frozen backbone every epoch)
   global_ssm_cache  the global-scan head (one causal Mamba layer over the T·h·w tokens), from the store
   videomamba        VideoMamba end to end from pixels (conf/synthetic/videomamba.yaml), at the learning
@@ -16,11 +17,11 @@ A seed sets `seed_everything` and `data.seed` (initialisation and clip sampling;
 seed with that seed's clips). Every run is a real `pks4 fit` in a subprocess (1 thread, `--threads`).
 
 Read per run: the FIRST epoch whose val top-1 is at or above the target (not the best epoch);
-  FLOPs to target = train FLOPs per clip × training clips × that epoch (+ the store's backbone forwards),
+  FLOPs to target = train FLOPs per clip × training clips × that epoch (+ the store's training views),
     FLOPs counted by torch.utils.flop_counter through pks4_lit.bench.heads.count_flops (forward +
     backward, with the analytic selective-scan term); validation passes are not counted;
   wall to target = launch of `pks4 fit` → end of that epoch's validation (+ the store's writing time),
-    on this machine, so start-up and validation are included.
+    on this machine, so start-up and validation are included (+ writing the whole store).
 A run that never reaches the target is 'not reached within E epochs': it has no value, and a ratio over
 such seeds is reported as a lower bound (the compute it spent without reaching the target).
 Ratio videomamba / pks4_cache: geometric mean over seeds of the per-seed ratios (the seed pairs the data
@@ -184,9 +185,10 @@ def cache_cmd(config: Path, data: Path, out: Path, seed: int, views: int) -> lis
             "--seed_everything", str(seed), "--data.seed", str(seed)]
 
 
-def cached_clips(summary: dict) -> int:
-    """Clips whose backbone features the store holds: videos × views of every split written."""
-    return sum(s["videos"] * s["views"] for s in summary["splits"].values())
+def cached_clips(summary: dict, splits=("train",)) -> int:
+    """Clips whose backbone features the store holds in `splits`: videos × views. Training FLOPs charge
+    the training views only (validation is not counted for any method); wall time charges the whole store."""
+    return sum(s["videos"] * s["views"] for name, s in summary["splits"].items() if name in splits)
 
 
 def seed_args(seed: int, epochs: int) -> list[str]:
@@ -337,8 +339,11 @@ def render(result: dict, command: str) -> str:
           f"`{RESULTS_JSON}`)  ", f"Machine time of all runs and stores: {result['machine_s'] / 60:.1f} min\n",
           f"Temporal-heavy synthetic set `{result['data']}` ({result['n_train']} training clips). Target: val top-1 "
           f"≥ {target:g}, read at the FIRST epoch that reaches it. Head runs: ≤ {result['epochs']} epochs; VideoMamba "
-          f"≤ {result['vm_epochs']}. Store: {result['views']} training views per video, its writing charged to "
-          f"the cached runs. Mean [95 % interval] over the seeds that reached the target.\n"]
+          f"≤ {result['vm_epochs']}. FLOPs: training steps only (forward + backward, torch.utils.flop_counter + the "
+          f"analytic scan term), plus for the cached runs the backbone forwards of the store's {result['views']} training "
+          f"views per video; no method's validation is counted. Wall: launch of `pks4 fit` to the end of that "
+          f"epoch's validation, plus writing the whole store for the cached runs. Mean [95 % interval] over the "
+          f"seeds that reached the target.\n"]
     rows = []
     for m, v in s.items():
         if m in ("ratio", "ratios"):

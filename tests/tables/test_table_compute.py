@@ -94,3 +94,10 @@ def test_markdown_is_generated_from_the_results_and_says_not_reached():
     assert "| videomamba | 0/2 | — |" in md and "| pks4_cache | 2/2 |" in md
     assert "FLOPs ≥ " in md                                   # a lower bound, not a measured ratio
     assert "pks4 cache x" in md and "make table-compute" in md
+
+
+def test_the_store_charges_its_training_views_only_to_the_flops():
+    summary = {"splits": {"train": {"videos": 10, "views": 4}, "val": {"videos": 5, "views": 1},
+                          "test": {"videos": 5, "views": 1}}}
+    assert tc.cached_clips(summary) == 40
+    assert tc.cached_clips(summary, splits=("train", "val", "test")) == 50
