@@ -13,7 +13,7 @@ from pks4_lit.tables import outputs, table_compute as tc
 
 
 def curve(val, wall=None, per_epoch=10.0, fixed=0.0, fixed_s=0.0):
-    return dict(val_top1=list(val), wall_s=list(wall or [10.0 * (i + 1) for i in range(len(val))]),
+    return dict(val_top1=list(val), epoch_wall_s=list(wall or [10.0 * (i + 1) for i in range(len(val))]),
                 flops_per_epoch=per_epoch, fixed_flops=fixed, fixed_s=fixed_s)
 
 
@@ -101,3 +101,12 @@ def test_the_store_charges_its_training_views_only_to_the_flops():
                           "test": {"videos": 5, "views": 1}}}
     assert tc.cached_clips(summary) == 40
     assert tc.cached_clips(summary, splits=("train", "val", "test")) == 50
+
+
+def test_another_target_is_read_from_the_same_curves():
+    runs = {"pks4_cache": [dict(curve([0.5, 0.9]), seed=0, **tc.to_target(curve([0.5, 0.9]), 0.8))],
+            "videomamba": [dict(curve([0.1, 0.35], per_epoch=40.0), seed=0, **tc.to_target(curve([0.1, 0.35]), 0.8))]}
+    low = tc.summarize(tc.at_target(dict(runs=runs, target=0.8), 0.3))
+    assert low["videomamba"]["reached"] == 1 and low["videomamba"]["epoch"]["mean"] == 2
+    assert low["ratio"]["flops"]["bound"] == "=" and low["ratio"]["flops"]["ratio"] == pytest.approx(80 / 10)
+    assert tc.summarize(dict(runs=runs))["ratio"]["flops"]["bound"] == ">="
