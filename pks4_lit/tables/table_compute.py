@@ -337,7 +337,7 @@ def _fmt_ci(ci: dict | None, scale: float = 1.0, digits: int = 3) -> str:
 def _fmt_ratio(r: dict) -> str:
     if r["ratio"] is None:
         return "undefined (the reference never reached the target)"
-    text = f"{'≥ ' if r['bound'] == '>=' else ''}{r['ratio']:.3g}× (95 % interval {r['lo']:.3g}–{r['hi']:.3g}, {r['n']} seeds)"
+    text = f"{'≥ ' if r['bound'] == '>=' else ''}{r['ratio']:.3g}× (95 % interval {r['lo']:.3g}–{r['hi']:.3g}, {r['n']} seed{'s' if r['n'] != 1 else ''})"
     return text + (f", {r['dropped']} seed(s) dropped" if r["dropped"] else "")
 
 
