@@ -110,3 +110,12 @@ def test_another_target_is_read_from_the_same_curves():
     assert low["videomamba"]["reached"] == 1 and low["videomamba"]["epoch"]["mean"] == 2
     assert low["ratio"]["flops"]["bound"] == "=" and low["ratio"]["flops"]["ratio"] == pytest.approx(80 / 10)
     assert tc.summarize(dict(runs=runs))["ratio"]["flops"]["bound"] == ">="
+
+
+def test_the_verdict_follows_the_interval_and_the_bound():
+    r = lambda ratio, lo, hi, bound="=": dict(ratio=ratio, lo=lo, hi=hi, bound=bound, n=5, dropped=0)  # noqa: E731
+    assert tc.verdict(r(3.0, 2.0, 4.0)).startswith("not supported")
+    assert tc.verdict(r(9.0, 6.0, 14.0)).startswith("consistent")
+    assert tc.verdict(r(20.0, 15.0, 30.0)).startswith("exceeded")
+    assert tc.verdict(r(1.9, 1.8, 2.0, ">=")).startswith("not decided")
+    assert tc.verdict(r(12.0, 11.0, 13.0, ">=")).startswith("supported as a lower bound")
