@@ -78,3 +78,10 @@ table-ssv2: setup
 
 table-k400: setup
 	$(TABLES_PY) k400 --data "$(DATA)" $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(CONFIG_DIR),--config-dir $(CONFIG_DIR)) $(TABLE_ARGS)
+
+# ---- the compute claim (pks4_lit/tables/table_compute.py): training FLOPs and wall time to a val top-1 target
+#   make table-compute [COMPUTE_ARGS="--seeds 0 1 2 --target 0.8"]   results/compute.json + a docs/RESULTS.md section
+COMPUTE_ARGS ?=
+.PHONY: table-compute
+table-compute: setup
+	PKS4_TABLES_COMMAND="$(strip make table-compute $(if $(COMPUTE_ARGS),COMPUTE_ARGS='$(COMPUTE_ARGS)'))" nice -n 10 $(PY) -m pks4_lit.tables.table_compute $(COMPUTE_ARGS)

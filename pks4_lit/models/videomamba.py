@@ -21,7 +21,7 @@ Facts taken from it:
     trunc_normal(0.02), class token and temporal_pos_embedding zero, each out_proj re-drawn
     (kaiming-uniform, a=√5) and divided by √depth;
   * inputs normalised with the ImageNet mean/std; no weight decay on pos_embed, cls_token,
-    temporal_pos_embedding (`no_weight_decay()`);
+    temporal_pos_embedding (`no_weight_decay()`; ours adds the SSM's A_log/A_b_log/D/D_b);
   * published sizes: tiny 192/24, small 384/24, middle 576/32 (width/depth), patch 16, 224 px.
 
 Loading an official checkpoint (`checkpoint_path=FILE` or `load_checkpoint(model, FILE)`): the
@@ -120,7 +120,12 @@ class VideoMamba(nn.Module):
                 w /= math.sqrt(self.depth)
 
     def no_weight_decay(self) -> set[str]:
-        return {"pos_embed", "cls_token", "temporal_pos_embedding"}
+        """Names (fnmatch patterns, relative to this model) that pks4_lit.optim keeps out of weight
+        decay: the official list (position embeddings, class token) plus every block's SSM state
+        parameters A_log / A_b_log and D / D_b, as in Mamba. The official fine-tuning script decays
+        the 2-D A_log (its optimizer skips only 1-D tensors, biases and this list); we do not."""
+        ssm = {f"layers.*.mixer.{name}" for name in ("A_log", "A_b_log", "D", "D_b")}
+        return {"pos_embed", "cls_token", "temporal_pos_embedding"} | ssm
 
     def normalize(self, video: torch.Tensor) -> torch.Tensor:          # [B,T,3,H,W] -> float
         if video.dim() != 5 or video.shape[2] != 3:
