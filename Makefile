@@ -80,7 +80,7 @@ table-k400: setup
 	$(TABLES_PY) k400 --data "$(DATA)" $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(CONFIG_DIR),--config-dir $(CONFIG_DIR)) $(TABLE_ARGS)
 
 # ---- the compute claim (pks4_lit/tables/table_compute.py): training FLOPs and wall time to a val top-1 target
-#   make table-compute [COMPUTE_ARGS="--seeds 0 1 2 --target 0.8"]   results/compute.json + a docs/RESULTS.md section
+#   make table-compute [COMPUTE_ARGS="--seeds 0 1 2 --target 0.8"]   docs/results/compute.json + a docs/RESULTS.md section
 COMPUTE_ARGS ?=
 .PHONY: table-compute
 table-compute: setup

@@ -3,9 +3,9 @@
 Weight decay follows timm's convention, from one source: a parameter is not decayed when it is
 1-D or a bias, or when a module's `no_weight_decay()` names it (names relative to that module,
 fnmatch patterns allowed, as timm's `param_groups_weight_decay` reads them). timm models declare
-theirs (ViT: `pos_embed`, `cls_token`, ...), the PKS4 scanners declare `A_log`, `D`, `dt_proj.bias`, VideoMamba
-its embeddings and every block's `A_log`/`A_b_log`/`D`/`D_b`. mamba-ssm's per-parameter `_no_weight_decay`
-attribute (set in models/mamba_block.py) is NOT read: only `no_weight_decay()` counts.
+theirs (ViT: `pos_embed`, `cls_token`, ...), the PKS4 scanners declare `A_log`, `D`, `dt_proj.bias`,
+the Mamba mixer (models/mamba_block.py: global_ssm, VideoMamba) its `A_log`/`A_b_log`/`D`/`D_b`, VideoMamba
+its embeddings. mamba-ssm's per-parameter `_no_weight_decay` attribute is not used anywhere here.
 
 Groups: {head, backbone} × {decay, no decay}. "backbone" is the pretrained backbone (at
 `backbone_lr`); everything else — temporal head, classifier, adapters inside the backbone — is

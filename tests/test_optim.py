@@ -45,3 +45,14 @@ def test_patterns_are_relative_to_the_declaring_module(nested):
     prefix = "0." if nested else ""
     assert f"{prefix}layers.0.mixer.A_log" in groups["head_no_decay"]
     assert f"{prefix}layers.0.mixer.in_proj.weight" in groups["head"]
+
+
+def test_the_global_scan_heads_ssm_parameters_are_not_decayed():
+    from pks4_lit.models import VideoClassifier
+    from pks4_lit.optim import no_weight_decay_patterns
+    import fnmatch
+
+    model = VideoClassifier.from_names(3, backbone="test_efficientnet", head="global_ssm", feature_index=2)
+    patterns = no_weight_decay_patterns(model)
+    names = [n for n, _ in model.named_parameters() if n.endswith("A_log")]
+    assert names and all(any(fnmatch.fnmatchcase(n, p) for p in patterns) for n in names), (names, patterns)

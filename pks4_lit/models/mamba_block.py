@@ -44,13 +44,11 @@ def _dt_init_(dt_proj: nn.Linear, d_inner: int, dt_rank: int, dt_min: float, dt_
     with torch.no_grad():
         dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
     dt_proj.bias._no_reinit = True            # a model-level init must not zero it
-    dt_proj.bias._no_weight_decay = True
 
 
 def _s4d_real(d_inner: int, d_state: int) -> nn.Parameter:
     """A_log for A_n = -n, n = 1..N (S4D-real), fp32, one row per channel: [d,N]."""
     A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1, dtype=torch.float32)).repeat(d_inner, 1))
-    A_log._no_weight_decay = True
     return A_log
 
 
@@ -80,10 +78,12 @@ class Mamba(nn.Module):
             _dt_init_(dt_proj, d, R, dt_min, dt_max, dt_init_floor)
             setattr(self, "dt_proj" + sfx, dt_proj)
             setattr(self, "A_b_log" if sfx else "A_log", _s4d_real(d, d_state))
-            D = nn.Parameter(torch.ones(d))
-            D._no_weight_decay = True
-            setattr(self, "D" + sfx, D)
+            setattr(self, "D" + sfx, nn.Parameter(torch.ones(d)))
         self.out_proj = nn.Linear(d, d_model, bias=bias)
+
+    def no_weight_decay(self) -> set[str]:
+        """SSM state parameters stay out of weight decay (pks4_lit.optim reads this), as in Mamba."""
+        return {"A_log", "A_b_log", "D", "D_b"}
 
     def _scan(self, u, z, sfx: str):                  # u, z [b,d,L] -> y [b,d,L] (gated by z)
         conv, x_proj, dt_proj = (getattr(self, n + sfx) for n in ("conv1d", "x_proj", "dt_proj"))

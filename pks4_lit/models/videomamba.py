@@ -121,11 +121,11 @@ class VideoMamba(nn.Module):
 
     def no_weight_decay(self) -> set[str]:
         """Names (fnmatch patterns, relative to this model) that pks4_lit.optim keeps out of weight
-        decay: the official list (position embeddings, class token) plus every block's SSM state
-        parameters A_log / A_b_log and D / D_b, as in Mamba. The official fine-tuning script decays
-        the 2-D A_log (its optimizer skips only 1-D tensors, biases and this list); we do not."""
-        ssm = {f"layers.*.mixer.{name}" for name in ("A_log", "A_b_log", "D", "D_b")}
-        return {"pos_embed", "cls_token", "temporal_pos_embedding"} | ssm
+        decay: the official list (position embeddings, class token); every block's SSM state
+        parameters (A_log / A_b_log, D / D_b) are declared by its Mamba mixer's own
+        `no_weight_decay()`. The official fine-tuning script decays the 2-D A_log (its optimizer skips
+        only 1-D tensors, biases and this list); we do not."""
+        return {"pos_embed", "cls_token", "temporal_pos_embedding"}
 
     def normalize(self, video: torch.Tensor) -> torch.Tensor:          # [B,T,3,H,W] -> float
         if video.dim() != 5 or video.shape[2] != 3:

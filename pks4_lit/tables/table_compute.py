@@ -26,7 +26,7 @@ A run that never reaches the target is 'not reached within E epochs': it has no 
 such seeds is reported as a lower bound (the compute it spent without reaching the target).
 Ratio videomamba / pks4_cache: geometric mean over seeds of the per-seed ratios (the seed pairs the data
 clips), with a Student-t 95 % interval on the log ratios (pks4_lit.tables.stats.mean_ci), exponentiated.
-Results: results/compute.json; the "Compute claim" section of docs/RESULTS.md is generated from it.
+Results: docs/results/compute.json; the "Compute claim" section of docs/RESULTS.md is generated from it.
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ METHODS = {  # name: (config in --config-dir, trained from the feature store)
     "videomamba": ("videomamba", False),
 }
 REFERENCE, BASELINE = "pks4_cache", "videomamba"
-RESULTS_JSON = "results/compute.json"
+RESULTS_JSON = "docs/results/compute.json"
 SECTION = "## Compute claim (make table-compute)"
 
 

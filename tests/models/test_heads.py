@@ -109,6 +109,7 @@ def test_attention_is_order_aware():
 
 
 def test_global_ssm_scans_the_flattened_clip_in_t_major_order():
+    torch.manual_seed(0)        # a random init can leave one later token's change under the threshold
     head = build_temporal_head("global_ssm", 16, d_state=4)
     X = torch.randn(1, 4, 16, 3, 3)
     X2 = X.clone()
