@@ -49,7 +49,7 @@ clean:
 #   make table-ssv2 DATA=/path/to/ssv2         conf/ssv2 recipes on Something-Something V2 (GPU)
 #   make table-k400 DATA=/path/to/k400         conf/k400 recipes on Kinetics-400 (GPU)
 #   make tables                                efficiency + main + ablation
-BENCH_ARGS ?= --extra-T 256 512
+BENCH_ARGS ?= --extra-T 256 512 --interleave
 TABLE_ARGS ?=
 TABLE_OPTS = $(if $(DATA),--data-dir $(DATA)) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(CONFIG_DIR),--config-dir $(CONFIG_DIR)) $(TABLE_ARGS)
 TABLES_PY = PKS4_TABLES_COMMAND="$(strip make $@ $(if $(DATA),DATA=$(DATA)) $(if $(EPOCHS),EPOCHS=$(EPOCHS)) $(if $(CONFIG_DIR),CONFIG_DIR=$(CONFIG_DIR)) $(if $(TABLE_ARGS),TABLE_ARGS='$(TABLE_ARGS)'))" $(PY) -m pks4_lit.tables
