@@ -44,29 +44,40 @@ def checkpoint_score(path: Path, monitor: str) -> float | None:
     return None
 
 
-def _same_experiment(run_dir: Path, like: dict | None) -> bool:
-    """Whether a run's saved config.yaml has the same `model` and `data.root` as `like` (True when
-    either is unknown). Other trainer settings (epochs, limits) do not make runs incomparable."""
+def _saved_config(run_dir: Path) -> dict | None:
     config = run_dir / "config.yaml"
-    if like is None or not config.is_file():
-        return True
+    if not config.is_file():
+        return None
     import yaml
 
     try:
-        saved = yaml.safe_load(config.read_text()) or {}
+        return yaml.safe_load(config.read_text()) or {}
     except (OSError, yaml.YAMLError):
-        return True
-    return (saved.get("model") == like.get("model")
-            and (saved.get("data") or {}).get("root") == (like.get("data") or {}).get("root"))
+        return None
+
+
+def _comparable(found: list[Path], like: dict | None) -> list[Path]:
+    """The best.ckpt files whose runs can be ranked against each other for a config `like`: the same
+    `model` (an ablation override saved under the config's name is another experiment), and among
+    those the runs on the same `data.root` when there are any (val scores of other data are not
+    comparable; with none, e.g. testing on a new dataset, all same-model runs). Runs without a saved
+    config.yaml count as the same."""
+    if like is None:
+        return found
+    saved = {p: _saved_config(p.parent.parent) for p in found}
+    same_model = [p for p in found if saved[p] is None or saved[p].get("model") == like.get("model")]
+    root = (like.get("data") or {}).get("root")
+    same_data = [p for p in same_model if saved[p] is None or (saved[p].get("data") or {}).get("root") == root]
+    return same_data or same_model
 
 
 def best_checkpoint(run_root: str, monitor: str, mode: str, like: dict | None = None
                     ) -> tuple[Path, float | None, int, int] | None:
-    """(best.ckpt with the best recorded `monitor` across the runs under run_root, its score, number of
-    runs compared, number left out). `like` (a config dict): only runs with its model and data root
-    compete, so an ablation override or another dataset saved under the same name is never picked."""
+    """(best.ckpt with the best recorded `monitor` across the comparable runs under run_root (see
+    `_comparable`; `like` is the current config as a dict), its score, number of runs compared,
+    number left out)."""
     found = run_checkpoints(run_root, "best.ckpt")
-    same = [p for p in found if _same_experiment(p.parent.parent, like)]
+    same = _comparable(found, like)
     if not same:
         return None
     left_out = len(found) - len(same)
