@@ -15,6 +15,12 @@ SECTION_INTRO = (
     "the paper's claims (orderings, slopes, ratios), not its absolute accuracies.\n")
 
 
+def replace_marked(text: str, start: str, end: str, block: str) -> str:
+    """`text` with the span from marker `start` to marker `end` (both present) replaced by `block`."""
+    head, rest = text.split(start, 1)
+    return head + block + rest.split(end, 1)[1]
+
+
 def write_block(key: str, markdown: str, path: Path | None = None) -> None:
     """Replace (or add) the block between `<!-- tables:key:start/end -->` inside our section."""
     path = path or outputs.RESULTS_MD
@@ -22,8 +28,7 @@ def write_block(key: str, markdown: str, path: Path | None = None) -> None:
     block = f"{start}\n{markdown.rstrip()}\n{end}"
     text = path.read_text() if path.is_file() else "# Results\n"
     if start in text and end in text:
-        head, rest = text.split(start, 1)
-        text = head + block + rest.split(end, 1)[1]
+        text = replace_marked(text, start, end, block)
     else:
         if SECTION not in text:
             text = text.rstrip() + f"\n\n{SECTION}\n\n{SECTION_INTRO}"

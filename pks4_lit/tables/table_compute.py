@@ -42,7 +42,7 @@ from pathlib import Path
 
 from pks4_lit.tables import outputs
 from pks4_lit.tables.events import epochs_to, read_scalars
-from pks4_lit.tables.markdown import machine_line, md_table
+from pks4_lit.tables.markdown import machine_line, md_table, replace_marked
 from pks4_lit.tables.runs import Run, ensure_backbone_weights, ensure_synthetic, in_repo, run_child
 from pks4_lit.tables.stats import mean_ci
 
@@ -432,8 +432,7 @@ def write_section(markdown: str, path: Path | None = None) -> None:
     block = f"{start}\n{markdown.rstrip()}\n{end}"
     text = path.read_text() if path.is_file() else "# Results\n"
     if start in text and end in text:
-        head, rest = text.split(start, 1)
-        text = head + block + rest.split(end, 1)[1]
+        text = replace_marked(text, start, end, block)
     else:
         text = text.rstrip() + f"\n\n{SECTION}\n\n{block}\n"
     path.write_text(text.rstrip() + "\n")
