@@ -44,7 +44,11 @@ clean:
 #   make table-ablation                        PKS4 on the kinematic set: each prior off, global scan,
 #                                              bidirectional, radius, d_state; paired tests vs full
 #   make table-e2e                             ST-Adapter and VideoMamba from pixels, same protocol (hours on 2 cores;
-#                                              not part of `make tables`)
+#                                              not part of `make tables`); first ST-Adapter's own LR sweep on the
+#                                              kinematic validation split (4 LRs x 2 seeds, from pixels; reused from
+#                                              docs/results/e2e.json when its settings match), written into
+#                                              conf/synthetic/st_adapter.yaml. One set: TABLE_ARGS='--sets kinematic'
+#                                              (the block names the sets not run); --models, --lr-grid too
 #   (synthetic tables: TABLE_ARGS="--jobs 2 --epochs 8 --seeds 5 ..." passes options through)
 #   make table-ssv2 DATA=/path/to/ssv2         conf/ssv2 recipes on Something-Something V2 (GPU)
 #   make table-k400 DATA=/path/to/k400         conf/k400 recipes on Kinetics-400 (GPU)

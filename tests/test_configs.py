@@ -26,7 +26,7 @@ def _class(path: str):
 
 def test_configs_exist():
     names = {str(p.relative_to(CONF)) for p in CONFIGS}
-    assert {f"synthetic/{h}.yaml" for h in SYNTHETIC_HEADS} <= names
+    assert {f"synthetic/{h}.yaml" for h in SYNTHETIC_HEADS} | {"synthetic/st_adapter.yaml"} <= names
     assert {"ssv2/pks4.yaml", "ssv2/tsn.yaml", "k400/pks4.yaml", "k400/tsn.yaml"} <= names
 
 
@@ -51,6 +51,18 @@ def test_synthetic_configs_differ_only_in_the_head():
     for head, config in configs.items():
         assert config == reference, head
 
+
+
+def test_st_adapter_config_is_tsn_plus_adapters_at_its_own_lr():
+    """conf/synthetic/st_adapter.yaml: tsn.yaml's backbone, head, data, trainer and schedule + adapters;
+    its lr line is its own (written by make table-e2e's sweep), so only adapter, adapter_kwargs and lr differ."""
+    st = yaml.safe_load((CONF / "synthetic" / "st_adapter.yaml").read_text())
+    tsn = yaml.safe_load((CONF / "synthetic" / "tsn.yaml").read_text())
+    net = st["model"]["net"]["init_args"]
+    assert net["adapter"] == "st_adapter" and net["backbone"]["freeze"] == "all"
+    assert _class(net["head"]["class_path"]) is TEMPORAL_HEADS["tsn"]
+    del net["adapter"], net["adapter_kwargs"], st["model"]["lr"], tsn["model"]["lr"]
+    assert st == tsn
 
 def test_paper_recipes_follow_the_protocol():
     ssv2 = yaml.safe_load((CONF / "ssv2" / "pks4.yaml").read_text())

@@ -4,7 +4,8 @@
     python -m pks4_lit.tables lr       [options]                   (make table-lr: each head's LR on validation)
     python -m pks4_lit.tables main     [options]                   (make table-main)
     python -m pks4_lit.tables ablation [options]                   (make table-ablation)
-    python -m pks4_lit.tables e2e      [options]                   (make table-e2e: ST-Adapter, VideoMamba from pixels)
+    python -m pks4_lit.tables e2e      [options]                   (make table-e2e: ST-Adapter, VideoMamba from pixels,
+                                                                    ST-Adapter's LR swept on validation first)
     python -m pks4_lit.tables ssv2 --data DIR                      (make table-ssv2 DATA=DIR)
     python -m pks4_lit.tables k400 --data DIR                      (make table-k400 DATA=DIR)
 
@@ -23,6 +24,7 @@ One job per file:
     trial.py     one `pks4 fit` in-process: select on validation, per-clip test predictions, results.json
     pool.py      trials in long-lived worker processes (imports paid once per worker)
     aggregate.py mean ± CI over seeds, paired bootstrap + McNemar on the same clips, LR winner
+    sweep_e2e.py ST-Adapter's own LR sweep on validation, from pixels (make table-e2e runs it first)
     readings.py  generated prose verdicts under the tables
     runs.py      `pks4 fit` + `pks4 test` of one run in a subprocess (the dataset tables)
     events.py    scalars read back from TensorBoard event files
@@ -31,7 +33,7 @@ One job per file:
     plots.py     figures (docs/figures/)
     markdown.py  Markdown blocks in docs/RESULTS.md, with command, machine and date
     outputs.py   where tables write (docs/RESULTS.md, docs/figures/, docs/results/)
-    table_*.py   the tables: efficiency, main, ablation, datasets (ssv2, k400)
+    table_*.py   the tables: efficiency, lr, main, e2e, ablation, datasets (ssv2, k400)
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ import re
 import pytest
 import yaml
 
-from pks4_lit.tables import outputs, readings, table_ablation, table_lr, table_main
+from pks4_lit.tables import outputs, readings, table_ablation, table_e2e, table_lr, table_main
 from pks4_lit.tables.aggregate import group_summary, paired
 
 
@@ -67,7 +67,7 @@ def _committed(name):
 
 
 @pytest.mark.parametrize("name,render", [("main.json", table_main.render), ("ablation.json", table_ablation.render),
-                                         ("lr_sweep.json", table_lr.render)])
+                                         ("lr_sweep.json", table_lr.render), ("e2e.json", table_e2e.render)])
 def test_committed_results_md_is_rendered_from_committed_json(name, render):
     data = _committed(name)
     if data is None:

@@ -75,8 +75,11 @@ def test_end_to_end_rows_train_from_pixels_with_their_own_config():
 
     args = type("A", (), dict(data_dir="data/tables", cache_dir="cache/tables", runs_dir="runs/tables",
                               config_dir="conf/synthetic", epochs=8, views=2, seeds=5, jobs=2, extra="", force=False))()
-    st = table_e2e.e2e_trial(args, "temporal", "st_adapter", 2)
-    vm = table_e2e.e2e_trial(args, "temporal", "videomamba", 2)
-    assert st.features is None and "--data.features" not in st.command and "--model.net.adapter st_adapter" in st.command
+    st = table_e2e.e2e_trial(args, "temporal", "st_adapter", 0.004, 2)
+    vm = table_e2e.e2e_trial(args, "temporal", "videomamba", 0.003, 2)
+    assert st.features is None and "--data.features" not in st.command and "--model.net.adapter" not in st.command
+    assert st.command.startswith("pks4 fit --config conf/synthetic/st_adapter.yaml --data.root data/tables/temporal ")
+    assert "--model.lr 0.004 --trainer.max_epochs 8" in st.command and st.name == "temporal/st_adapter/lr0.004/seed2"
     assert vm.command.startswith("pks4 fit --config conf/synthetic/videomamba.yaml --data.root data/tables/temporal "
                                  "--seed_everything 2 --data.seed 2")
+    assert vm.name == "temporal/videomamba/lr0.003/seed2"
