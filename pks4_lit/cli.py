@@ -20,6 +20,8 @@ into the model. What this file adds on top of it:
   * `--ckpt_path last` (fit) resumes the latest run of this config in its own version directory;
     `--ckpt_path best` (validate/test/predict) takes the best checkpoint by the monitored metric
     across this config's runs, `last` the newest last.ckpt; the file and its score are printed;
+    `test` of a best checkpoint warns in one line when the test split is (or shares videos with) the
+    validation split it was chosen on (issue 10 §2: suggests `--ckpt_path last`);
   * validate/test log into the run whose checkpoint they evaluate (no new version_N; their config is
     saved there as config_<subcommand>.yaml); predict logs nothing; a run that fails before writing
     a checkpoint leaves no folder behind, one that fails later is marked with a FAILED file;
@@ -262,6 +264,7 @@ def _make_cli_class():
             if sub == "fit" and config.ckpt_path == "last":
                 self._resolve_resume(config)
             if sub in EVAL_SUBCOMMANDS:
+                self._selected_by = _selected_on_validation(config)
                 if config.ckpt_path in ("best", "last"):
                     self._resolve_eval_checkpoint(config)
                     config = self.config[sub]  # re-parsed with the checkpoint's hyper-parameters
@@ -354,6 +357,8 @@ def _make_cli_class():
                 problem = class_count_mismatch(ckpt_path, self.datamodule)
                 if problem:
                     raise ConfigError(problem)
+            if self.subcommand == "test" and getattr(self, "_selected_by", None):
+                _warn_selected_on_test_split(self.datamodule, self._selected_by)
 
         # ---- the trainer
         def instantiate_classes(self):
@@ -424,6 +429,35 @@ def _make_cli_class():
                     break
 
     return PKS4CLI
+
+
+def _selected_on_validation(config) -> str | None:
+    """The validation metric a `--ckpt_path best` (or a best.ckpt file) was chosen by, else None."""
+    ckpt, monitor = config.get("ckpt_path"), config.checkpoint.monitor
+    chosen = ckpt == "best" or (ckpt and Path(ckpt).name == f"{config.checkpoint.filename}.ckpt")
+    return monitor if chosen and monitor and str(monitor).startswith("val") else None
+
+
+def _warn_selected_on_test_split(datamodule, monitor: str) -> None:
+    """One line (rank 0) when the test split shares videos with the validation split best.ckpt was chosen on
+    (issue 10 §2). A warning, not a refusal: the number may be wanted knowingly (e.g. the literature's SSv2
+    protocol); it must not be reported as a held-out score unknowingly."""
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from pks4_lit.data.annotations import DatasetError
+    from pks4_lit.data.splits import overlap_words, validation_overlap
+
+    if rank_zero_only.rank != 0 or getattr(datamodule, "format", None) is None:
+        return
+    try:
+        shared, total = validation_overlap(datamodule.root, datamodule.format, datamodule.split,
+                                           datamodule.test_split, datamodule.video_dir)
+    except DatasetError:
+        return  # the test itself reports what is wrong with the data
+    if shared:
+        print(f"pks4 test: warning: this checkpoint was chosen by {monitor} on the validation split and "
+              f"{overlap_words(shared, total)}: the number is selected on the split it reports; "
+              f"report --ckpt_path last of the fixed schedule instead", file=sys.stderr)
 
 
 def _parser_class():

@@ -1,8 +1,10 @@
-"""Training runs through the real CLI: `pks4 fit`, then `pks4 test --ckpt_path <best>`, in subprocesses.
+"""Training runs through the real CLI: `pks4 fit`, then `pks4 test --ckpt_path <best.ckpt|last.ckpt>`, in
+subprocesses.
 
 A run logs to <runs_dir>/<table>/<name>/version_N and writes done.json when both finished; a run
-whose command line is unchanged is reused (`--force` reruns). Model options are typed CLI overrides
-of the config (`--model.net.head.use_correlation false`), merged into the config's own by the CLI.
+whose command line is unchanged is reused (`--force` reruns), and only re-tested when another
+checkpoint is to be reported. Model options are typed CLI overrides of the config
+(`--model.net.head.use_correlation false`), merged into the config's own by the CLI.
 """
 from __future__ import annotations
 
@@ -20,11 +22,15 @@ from pks4_lit.tables import outputs
 
 
 class Run:
-    """One `pks4 fit` + `pks4 test` through the CLI, logged under runs_dir/<table>/<name>."""
+    """One `pks4 fit` + `pks4 test` through the CLI, logged under runs_dir/<table>/<name>. `report`: the
+    checkpoint `pks4 test` evaluates, "best" (selected on validation) or "last" (end of the fixed schedule)."""
 
-    def __init__(self, table: str, name: str, config: Path, data: Path, overrides: list[str], runs_dir: Path):
+    def __init__(self, table: str, name: str, config: Path, data: Path, overrides: list[str], runs_dir: Path,
+                 report: str = "best"):
+        if report not in ("best", "last"):
+            raise ValueError(f"report must be 'best' or 'last' (got {report!r})")
         self.table, self.name, self.config, self.data = table, name, Path(config), Path(data)
-        self.overrides = overrides
+        self.overrides, self.report = overrides, report
         self.dir = runs_dir / table / name
         # the children run in the repository: paths inside it are given relative, so the commands
         # written into docs/RESULTS.md work on any clone
@@ -33,7 +39,7 @@ class Run:
         base = [sys.executable, "-m", "pks4_lit.cli"]
         common = ["--config", in_repo(self.config), "--data.root", in_repo(self.data)]
         self.fit_cmd = base + ["fit", *common, *overrides, *log]
-        self.test_cmd = base + ["test", *common, *overrides, *log, "--ckpt_path"]   # + best checkpoint
+        self.test_cmd = base + ["test", *common, *overrides, *log, "--ckpt_path"]   # + the reported checkpoint
 
     @property
     def command(self) -> str:
@@ -56,12 +62,17 @@ class Run:
         self.dir.mkdir(parents=True)
         t0 = time.time()
         fit = run_child(self.fit_cmd, self.dir / "fit.log", quiet)
-        fit_s = time.time() - t0
-        best = sorted(self.dir.glob("version_*/checkpoints/best.ckpt"))
-        if not best:
-            raise RuntimeError(f"{self.name}: no best.ckpt after `{self.command}` (see {self.dir / 'fit.log'})")
-        run_child(self.test_cmd + [str(best[-1])], self.dir / "test.log", quiet)
-        done = dict(fit_cmd=self.fit_cmd[3:], fit_s=fit_s, fit_maxrss_MB=fit["maxrss_MB"], best=str(best[-1]))
+        done = dict(fit_cmd=self.fit_cmd[3:], fit_s=time.time() - t0, fit_maxrss_MB=fit["maxrss_MB"])
+        return self.test(done, quiet)
+
+    def test(self, done: dict, quiet: bool = True) -> dict:
+        """`pks4 test` of this run's `report` checkpoint; done.json records which file and when."""
+        found = sorted(self.dir.glob(f"version_*/checkpoints/{self.report}.ckpt"))
+        if not found:
+            raise RuntimeError(f"{self.name}: no {self.report}.ckpt after `{self.command}` (see {self.dir / 'fit.log'})")
+        tested_at = time.time()
+        run_child(self.test_cmd + [str(found[-1])], self.dir / "test.log", quiet)
+        done = dict(done, report=self.report, ckpt=str(found[-1]), tested_at=tested_at)
         self._done_file().write_text(json.dumps(done, indent=1))
         return done
 
@@ -97,6 +108,9 @@ def run_all(runs: list[Run], force: bool) -> list[dict]:
         done = None if force else r.cached()
         if done is None:
             done = r.execute()
+        elif done.get("report", "best") != r.report:     # same training, another checkpoint to report
+            print(f"[tables] reusing the training of {r.dir}; testing its {r.report}.ckpt", file=sys.stderr)
+            done = r.test(done)
         else:
             print(f"[tables] reusing {r.dir} (same command; --force reruns)", file=sys.stderr)
         out.append(done)

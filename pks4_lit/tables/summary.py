@@ -19,8 +19,9 @@ def count_split(data: Path, split: str) -> int | None:
 def summarize(run: Run, done: dict) -> dict:
     sc = read_scalars(run.dir)
     val = [v for _, _, v in sorted(sc.get("val/top1", []))]
-    test = sc.get("test/top1", [])
-    s = dict(name=run.name, command=run.command, test_top1=test[-1][2] if test else None,
+    # the test of the reported checkpoint (a re-tested run holds earlier tests of another one)
+    test = sorted((w, v) for _, w, v in sc.get("test/top1", []) if w >= done.get("tested_at", 0))
+    s = dict(name=run.name, command=run.command, test_top1=test[-1][1] if test else None,
              val_top1=val, final_val=val[-1] if val else None, fit_s=done["fit_s"], fit_maxrss_MB=done["fit_maxrss_MB"])
     s["epochs_to_90"] = epochs_to(val, TARGET_FRACTION * val[-1]) if val else None
     n_train = count_split(run.data, "train")
@@ -31,7 +32,7 @@ def summarize(run: Run, done: dict) -> dict:
         s["clips_per_s"] = n_train * (len(epochs) - 1) / max(w1 - w0, 1e-9)
     else:
         s["clips_per_s"] = n_train * len(val) / done["fit_s"] if n_train and val else None
-    s.update(model_costs(done["best"]))
+    s.update(model_costs(done.get("ckpt") or done["best"]))
     return s
 
 
