@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from pks4_lit.cli import main, run_cli
+from tiny_config import tiny_model_yaml
 
 # two temporal classes (same frames, opposite order) and two spatial ones (which colour moves)
 CLASSES = {
@@ -71,16 +72,7 @@ trainer:
   log_every_n_steps: 1
   num_sanity_val_steps: 0
   enable_model_summary: false
-model:
-  net:
-    class_path: pks4_lit.models.VideoClassifier
-    init_args:
-      backbone: {{name: test_efficientnet, feature_index: 2}}
-      head:
-        class_path: pks4_lit.models.PKS4
-        init_args: {{d_state: 4, prior_dim: 8, radius: 1}}
-  lr: 0.003
-  warmup_epochs: 0.5
+""" + tiny_model_yaml() + """\
 data:
   root: {root}
   format: ssv2
