@@ -88,4 +88,4 @@ table-k400: setup
 COMPUTE_ARGS ?=
 .PHONY: table-compute
 table-compute: setup
-	PKS4_TABLES_COMMAND="$(strip make table-compute $(if $(COMPUTE_ARGS),COMPUTE_ARGS='$(COMPUTE_ARGS)'))" nice -n 10 $(PY) -m pks4_lit.tables.table_compute $(COMPUTE_ARGS)
+	PKS4_TABLES_COMMAND="$(strip make table-compute $(if $(COMPUTE_ARGS),COMPUTE_ARGS='$(COMPUTE_ARGS)'))" nice -n 10 $(PY) -m pks4_lit.tables compute $(COMPUTE_ARGS)

@@ -80,11 +80,11 @@ class PredictionPrinter(BasePredictionWriter):
       `.jsonl`/`.json` ({"path", "top": [[class, prob], ...]} or {"path", "error"}). Under DDP each
       rank writes FILE.part<rank> and rank 0 joins them into FILE at the end.
     * Inputs that could not be read are skipped (the dataset logs why), listed on stderr at the end
-      and written to FILE with an error. If no input could be read, predict ends with DatasetError
-      (the CLI prints one line and exits 2).
+      and written to FILE with the reason as their error (the batch's `errors`, see dataset.py). If no
+      input could be read, predict ends with DatasetError (the CLI prints one line and exits 2).
     """
 
-    UNREADABLE = "could not be read (see the log)"
+    UNREADABLE = "could not be read (see the log)"   # when the loader gives no reason
 
     def __init__(self, top_k: int = 5, out: str | None = None):
         super().__init__(write_interval="batch")
@@ -116,26 +116,29 @@ class PredictionPrinter(BasePredictionWriter):
             for i, path, p_row, i_row in zip(batch["index"].tolist(), prediction["path"], probs.tolist(), idx.tolist()):
                 predicted[i] = (path, [(names[c], p) for p, c in zip(p_row, i_row)])
         samples = getattr(self._loader(trainer, dataloader_idx).dataset, "samples", None)
+        errors = batch.get("errors", {}) if isinstance(batch, dict) else {}
         for i in batch_indices or list(predicted):  # input order
+            why = None
             if i in predicted:
                 path, top = predicted[i]
                 print(f"{path}: " + ", ".join(f"{name} {p:.3f}" for name, p in top), flush=True)
                 self.predicted += 1
-            else:  # the dataset could not read it (a None item, dropped by collate_videos)
+            else:  # the dataset could not read it (dropped by collate_videos, its reason in `errors`)
                 path, top = (str(samples[i].path) if samples is not None else f"input {i}"), None
-                self.failed.append(path)
-            self._row(path, top)
+                why = errors.get(i, self.UNREADABLE)
+                self.failed.append((path, why))
+            self._row(path, top, why)
         if self._file:
             self._file.flush()
 
-    def _row(self, path: str, top: list | None):
+    def _row(self, path: str, top: list | None, why: str | None):
         if not self._file:
             return
         if self._csv:
-            cells = [x for name, p in top for x in (name, f"{p:.6f}")] + [""] if top else [""] * 2 * self._k + [self.UNREADABLE]
+            cells = [x for name, p in top for x in (name, f"{p:.6f}")] + [""] if top else [""] * 2 * self._k + [why]
             self._writer.writerow([path] + cells)
         else:
-            row = {"path": path, "top": [[name, round(p, 6)] for name, p in top]} if top else {"path": path, "error": self.UNREADABLE}
+            row = {"path": path, "top": [[name, round(p, 6)] for name, p in top]} if top else {"path": path, "error": why}
             self._file.write(json.dumps(row) + "\n")
 
     # ------------------------------------------------------------------ the end
@@ -150,8 +153,8 @@ class PredictionPrinter(BasePredictionWriter):
             strategy.barrier("prediction_printer")
             if trainer.global_rank == 0:
                 self._join_parts(trainer.world_size)
-        for path in self.failed:
-            print(f"pks4 predict: skipped {path}: {self.UNREADABLE}", file=sys.stderr, flush=True)
+        for path, why in self.failed:
+            print(f"pks4 predict: skipped {path}: {why}", file=sys.stderr, flush=True)
         if failed and trainer.global_rank == 0:
             print(f"pks4 predict: {predicted} of {predicted + failed} inputs predicted, {failed} skipped",
                   file=sys.stderr, flush=True)

@@ -252,8 +252,9 @@ class PKS4Module(LightningModule):
         self._eval_epoch_end("test")
 
     def predict_step(self, batch, batch_idx):
-        """-> dict(path=list[str], probs=[B,K]) (view-averaged softmax scores)."""
-        if batch is None:
+        """-> dict(path=list[str], probs=[B,K]) (view-averaged softmax scores); None when no input of
+        the batch could be read."""
+        if batch is None or "video" not in batch:
             return None
         return {"path": list(batch["path"]), "probs": self.multi_view_probs(batch["video"]).cpu()}
 

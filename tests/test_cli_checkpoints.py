@@ -66,7 +66,8 @@ def test_loggers_are_told_the_final_file_after_it_is_written(tmp_path):
     assert not list((tmp_path / "ckpt").glob("*.tmp"))
 
 
-def test_last_ckpt_is_written_once_per_step_with_gradient_accumulation(tmp_path, monkeypatch):
+def _record_saves(monkeypatch) -> list[tuple[str, int]]:
+    """(file name, global step) of every Trainer.save_checkpoint from now on."""
     saves = []
     save = Trainer.save_checkpoint
 
@@ -75,9 +76,17 @@ def test_last_ckpt_is_written_once_per_step_with_gradient_accumulation(tmp_path,
         return save(self, filepath, *args, **kwargs)
 
     monkeypatch.setattr(Trainer, "save_checkpoint", recording_save)
-    callback = AtomicModelCheckpoint(dirpath=tmp_path / "ckpt", monitor=None, save_last=True, save_top_k=0,
-                                     last_every_n_train_steps=1)
-    trainer = _fit(tmp_path, callback, max_epochs=1, limit_train_batches=8, limit_val_batches=0,
+    return saves
+
+
+def _last_every_step(tmp_path) -> AtomicModelCheckpoint:
+    return AtomicModelCheckpoint(dirpath=tmp_path / "ckpt", monitor=None, save_last=True, save_top_k=0,
+                                 last_every_n_train_steps=1)
+
+
+def test_last_ckpt_is_written_once_per_step_with_gradient_accumulation(tmp_path, monkeypatch):
+    saves = _record_saves(monkeypatch)
+    trainer = _fit(tmp_path, _last_every_step(tmp_path), max_epochs=1, limit_train_batches=8, limit_val_batches=0,
                    accumulate_grad_batches=2)
     assert trainer.global_step == 4
     steps = [step for name, step in saves if name == "last.ckpt.tmp"]
@@ -86,21 +95,11 @@ def test_last_ckpt_is_written_once_per_step_with_gradient_accumulation(tmp_path,
 
 
 def test_resumed_run_does_not_rewrite_last_before_its_next_step(tmp_path, monkeypatch):
-    callback = AtomicModelCheckpoint(dirpath=tmp_path / "ckpt", monitor=None, save_last=True, save_top_k=0,
-                                     last_every_n_train_steps=1)
-    _fit(tmp_path, callback, max_epochs=1, limit_train_batches=3, limit_val_batches=0, accumulate_grad_batches=2)
-    saves = []
-    save = Trainer.save_checkpoint
-
-    def recording_save(self, filepath, *args, **kwargs):
-        saves.append((os.path.basename(str(filepath)), self.global_step))
-        return save(self, filepath, *args, **kwargs)
-
-    monkeypatch.setattr(Trainer, "save_checkpoint", recording_save)
-    resumed = AtomicModelCheckpoint(dirpath=tmp_path / "ckpt", monitor=None, save_last=True, save_top_k=0,
-                                    last_every_n_train_steps=1)
-    trainer = Trainer(default_root_dir=tmp_path, callbacks=[resumed], logger=False, enable_progress_bar=False,
-                      enable_model_summary=False, max_epochs=2, limit_train_batches=3, limit_val_batches=0,
+    _fit(tmp_path, _last_every_step(tmp_path), max_epochs=1, limit_train_batches=3, limit_val_batches=0,
+         accumulate_grad_batches=2)
+    saves = _record_saves(monkeypatch)
+    trainer = Trainer(default_root_dir=tmp_path, callbacks=[_last_every_step(tmp_path)], logger=False,
+                      enable_progress_bar=False, enable_model_summary=False, max_epochs=2, limit_train_batches=3, limit_val_batches=0,
                       accumulate_grad_batches=2)
     trainer.fit(BoringModel(), ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))
     steps = [step for name, step in saves if name == "last.ckpt.tmp"]

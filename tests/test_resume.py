@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 from lightning.pytorch.callbacks import Callback
 
+from tiny_config import tiny_model_yaml
+
 SIZE, FRAMES, CLASSES = 32, 8, 4
 TESTS = Path(__file__).resolve().parent
 
@@ -34,16 +36,7 @@ trainer:
   num_sanity_val_steps: 0
   enable_model_summary: false
   enable_progress_bar: false
-model:
-  net:
-    class_path: pks4_lit.models.VideoClassifier
-    init_args:
-      backbone: {{name: test_efficientnet, feature_index: 2}}
-      head:
-        class_path: pks4_lit.models.PKS4
-        init_args: {{d_state: 4, prior_dim: 8, radius: 1}}
-  lr: 0.003
-  warmup_epochs: 0.5
+""" + tiny_model_yaml() + """\
 data:
   root: {root}
   format: csv

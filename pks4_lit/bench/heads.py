@@ -34,6 +34,9 @@ the output records the load average at start and end):
   quad_GFLOPs_per_clip  the attention-score part (bmm of QKᵀ and AV, forward+backward): the term
                 that grows as T²
   tunable_params parameters with requires_grad
+  time_embed_resampled_from  (attention, T > its max_frames only) the head's max_frames: its time
+                embedding is resampled linearly to T rows. The head warns about that (per instance and T);
+                here its warning is silenced and said once per run, one line per row, at the end.
 Slopes are least-squares fits of log(metric) against log(T): over all T, and over the largest
 three T ("tail", closer to the asymptotic order).
 """
@@ -49,6 +52,7 @@ import platform
 import statistics
 import sys
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -59,12 +63,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from pks4_lit.command import script_main
 from pks4_lit.models import KinematicPriorEncoder, VideoClassifier, build_temporal_head
+from pks4_lit.models.attention import TemporalAttention
 from pks4_lit.models.st_adapter import add_st_adapters
 
 HEADS = ("tsn", "attention", "ssm", "global_ssm", "pks4")
 ROWS = HEADS + ("st_adapter",)
 MODES = ("head", "e2e")
 NUM_CLASSES = 10
+RESAMPLED_WARNING = r"attention head: T=\d+ frames exceed max_frames"   # TemporalAttention.time_embedding
 # the package re-exports the function `selective_scan`, which shadows the submodule's name
 scan_module = importlib.import_module("pks4_lit.ops.selective_scan")
 
@@ -284,6 +290,23 @@ def has_attention(model) -> bool:
     return any(type(m).__name__ == "TemporalAttention" for m in model.modules())
 
 
+def resampled_from(model, T: int) -> int | None:
+    """max_frames of an attention head in `model` whose time embedding is resampled to T rows, else None."""
+    return next((m.max_frames for m in model.modules() if isinstance(m, TemporalAttention) and T > m.max_frames),
+                None)
+
+
+def resampled_note(results: list[dict]) -> list[str]:
+    """One line per (mode, row) whose attention head resampled its time embedding, with every such T."""
+    found = {}
+    for r in results:
+        if r.get("time_embed_resampled_from"):
+            found.setdefault((r["mode"], r["row"], r["time_embed_resampled_from"]), []).append(r["T"])
+    return [f"[bench heads] {mode} {row}: at T={', '.join(map(str, Ts))} (> the head's max_frames={m}) its time "
+            f"embedding was resampled linearly to T rows (max_frames >= T learns one row per frame)"
+            for (mode, row, m), Ts in found.items()]
+
+
 def tunable_params(model) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
@@ -322,6 +345,9 @@ def measure(mode: str, row: str, T: int, args, device, timed=None) -> dict:
     else:
         model, x, y, times, cpu_times = timed
     res = dict(mode=mode, row=row, T=T, batch=args.batch, tunable_params=tunable_params(model))
+    max_frames = resampled_from(model, T)
+    if max_frames:
+        res["time_embed_resampled_from"] = max_frames
     # best of N: on a shared machine the fastest step is the least disturbed one
     res.update(step_s=min(times), step_s_median=statistics.median(times), step_s_all=times,
                clips_per_s=args.batch / min(times), step_cpu_s=min(cpu_times))
@@ -366,14 +392,9 @@ def time_interleaved(cases, args, device) -> dict:
     return {c: (*prepared[c], *times[c]) for c in cases}
 
 
-def run(args) -> dict:
-    if any(t < 2 for t in args.T + list(args.extra_T)):
-        raise ValueError("every T must be >= 2")
-    torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
-                          else ("cpu" if args.device == "auto" else args.device))
+def measure_all(args, device) -> tuple[list[dict], list[dict]]:
+    """(results, skipped) of every (mode, row, T) case, each result printed as it comes."""
     results, skipped = [], []
-    load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
     timed = {}
     if getattr(args, "interleave", False):                  # (--max-step-s does not apply then)
         timed = time_interleaved([(mode, row, T) for mode in args.modes
@@ -397,6 +418,21 @@ def run(args) -> dict:
                       file=sys.stderr, flush=True)
                 if r["step_s"] > args.max_step_s:
                     skipped.append(dict(mode=mode, row=row, T=T, why="step exceeded --max-step-s"))
+    return results, skipped
+
+
+def run(args) -> dict:
+    if any(t < 2 for t in args.T + list(args.extra_T)):
+        raise ValueError("every T must be >= 2")
+    torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
+                          else ("cpu" if args.device == "auto" else args.device))
+    load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
+    with warnings.catch_warnings():                         # said once, by resampled_note
+        warnings.filterwarnings("ignore", message=RESAMPLED_WARNING, category=UserWarning)
+        results, skipped = measure_all(args, device)
+    for line in resampled_note(results):
+        print(line, file=sys.stderr, flush=True)
     out = dict(bench="heads", date=datetime.datetime.now().isoformat(timespec="seconds"),
                command=" ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
                machine=machine_info(device),

@@ -6,8 +6,9 @@ reads the splits it needs and checks that their video files exist (none found ->
 the first expected path; some missing -> a warning, they are skipped as bad videos).
 
 Batches (see dataset.py): train `video [B,T,3,H,W]`; val `video [B,1,T,3,H,W]`; test
-`video [B,V,T,3,H,W]` with V = num_clips·num_crops; predict adds `path`. A batch whose videos were
-all bad is None: the LightningModule skips it.
+`video [B,V,T,3,H,W]` with V = num_clips·num_crops; predict adds `path`, and `errors` {index: why}
+for its unreadable inputs. A batch whose videos were all bad is None (predict: `errors` alone, no
+`video`): the LightningModule skips it.
 
 Samplers (samplers.py) shard by the Trainer's world size and rank themselves: training shards are
 padded to equal length, evaluation shards are not (every video counted once under DDP), and the

@@ -13,8 +13,11 @@ their scheduling; a new epoch gives new draws, and a resumed epoch the same ones
 Bad videos (missing, empty, truncated, not a video, no video stream) never stop an epoch:
   train: logged by id with a running count and replaced by the next index (deterministic), so
          batch shapes stay fixed;
-  eval/predict: the item is None and `collate_videos` drops it; a batch in which every video is
-         bad collates to None, and the LightningModule must skip a None batch.
+  eval: the item is None and `collate_videos` drops it; a batch in which every video is bad
+         collates to None, and the LightningModule must skip a None batch;
+  predict: the item is {"index", "error": the reason}; `collate_videos` keeps the reasons as the
+         batch's `errors` {index: reason}, and a batch in which every input is bad is {"errors"} alone
+         (no `video`): the LightningModule must skip it as it skips None.
 Counts are per process (each DataLoader worker counts what it loads). Once a process has seen more
 than `max_bad_fraction` bad videos (over max(videos seen, MIN_SEEN) loads), it raises DatasetError.
 """
@@ -110,12 +113,15 @@ class VideoClipDataset(Dataset):
             video = self.load_eval(s)
         except BadVideoError as err:
             self.counter.failed(s.id, err)
-            return None
+            return self._unreadable(index, err)
         self.counter.ok()
         item = {"video": video, "label": s.label, "index": index}
         if self.return_path:
             item["path"] = str(s.path)
         return item
+
+    def _unreadable(self, index: int, err: BadVideoError):
+        return None
 
     # ------------------------------------------------------------------------------------------
     def _open(self, s: Sample) -> VideoReader:
@@ -145,13 +151,17 @@ class VideoFolderDataset(VideoClipDataset):
     """Unlabelled videos for `pks4 predict`: files and/or folders (searched recursively by extension).
 
     Predicting is not training: no bad-video limit, every unreadable input is skipped (logged, and
-    listed at the end by PredictionPrinter). A named file that does not exist is such an input.
+    listed at the end by PredictionPrinter with its reason, which the item carries: the DataLoader
+    workers that read it are other processes). A named file that does not exist is such an input.
     """
 
     def __init__(self, paths, **kw):
         files = list_videos(paths)
         kw["max_bad_fraction"] = 1.0
         super().__init__([Sample(p, -1, str(p)) for p in files], train=False, return_path=True, **kw)
+
+    def _unreadable(self, index: int, err: BadVideoError) -> dict:
+        return {"index": index, "error": " ".join(err.reason.split())}  # the logged message less the path
 
 
 def list_videos(paths) -> list[Path]:
@@ -183,10 +193,13 @@ def _to_tchw(frames: np.ndarray) -> torch.Tensor:
 
 
 def collate_videos(items: list):
-    """Stack items into a batch dict; drops None (bad eval videos); all None -> None (skip the batch)."""
-    items = [it for it in items if it is not None]
+    """Stack items into a batch dict; drops None (bad eval videos); all None -> None (skip the batch).
+    Unreadable predict inputs ({"index", "error"}) go to `errors` {index: reason}; none readable ->
+    {"errors"} alone."""
+    errors = {it["index"]: it["error"] for it in items if it is not None and "error" in it}
+    items = [it for it in items if it is not None and "error" not in it]
     if not items:
-        return None
+        return {"errors": errors} if errors else None
     batch = {
         "video": torch.stack([it["video"] for it in items]),
         "label": torch.tensor([it["label"] for it in items], dtype=torch.long),
@@ -194,6 +207,8 @@ def collate_videos(items: list):
     }
     if "path" in items[0]:
         batch["path"] = [it["path"] for it in items]
+    if errors:
+        batch["errors"] = errors
     return batch
 
 

@@ -218,17 +218,26 @@ class _ContiguousGrad(torch.autograd.Function):
         return g.contiguous()
 
 
-def _fused_problem(x: torch.Tensor, width: int, stateful: bool = False) -> str | None:
-    if not x.is_cuda:
+def _kernel_problem(kernel: tuple[str, str], x: torch.Tensor, width: int, **same_dtype) -> str | None:
+    """Why the fused `kernel` (module, name) cannot take x, or None: device, import, dtype, the
+    tensors of `same_dtype` (name=tensor) on CUDA in x's dtype, width. Checked in that order."""
+    if not (x.is_cuda and all(t.is_cuda for t in same_dtype.values())):
         return f"inputs are on {x.device.type}, not CUDA"
-    fn, why = optional_attr(*_FUSED)
+    fn, why = optional_attr(*kernel)
     if fn is None:
         return why
     if x.dtype not in _FUSED_DTYPES:
         return f"the kernel has no {x.dtype} version"
+    for name, t in same_dtype.items():
+        if t.dtype != x.dtype:
+            return f"{name} is {t.dtype}, x is {x.dtype}: the kernel needs one dtype"
     if not 2 <= width <= 4:
         return f"kernel width {width} is outside the fused kernel's 2..4"
-    return fused_layout(x, stateful)[1]
+    return None
+
+
+def _fused_problem(x: torch.Tensor, width: int, stateful: bool = False) -> str | None:
+    return _kernel_problem(_FUSED, x, width) or fused_layout(x, stateful)[1]
 
 
 def conv_backend(x: torch.Tensor, width: int = 4, stateful: bool = False) -> str:
@@ -296,18 +305,7 @@ def _check_update(x, conv_state, weight, bias, activation) -> None:
 
 
 def _fused_update_problem(x, conv_state, width) -> str | None:
-    if not (x.is_cuda and conv_state.is_cuda):
-        return f"inputs are on {x.device.type}, not CUDA"
-    fn, why = optional_attr(*_FUSED_UPDATE)
-    if fn is None:
-        return why
-    if x.dtype not in _FUSED_DTYPES:
-        return f"the kernel has no {x.dtype} version"
-    if conv_state.dtype != x.dtype:
-        return f"conv_state is {conv_state.dtype}, x is {x.dtype}: the kernel needs one dtype"
-    if not 2 <= width <= 4:
-        return f"kernel width {width} is outside the fused kernel's 2..4"
-    return None
+    return _kernel_problem(_FUSED_UPDATE, x, width, conv_state=conv_state)
 
 
 def causal_conv1d_update(x, conv_state, weight, bias=None, activation=None):

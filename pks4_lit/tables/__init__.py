@@ -8,6 +8,7 @@
                                                                     ST-Adapter's LR swept on validation first)
     python -m pks4_lit.tables ssv2 --data DIR                      (make table-ssv2 DATA=DIR)
     python -m pks4_lit.tables k400 --data DIR                      (make table-k400 DATA=DIR)
+    python -m pks4_lit.tables compute  [options]                   (make table-compute: compute to a val target)
 
 Claims of the abstract and where they are checked:
   * accuracy on temporal-heavy (SSv2-like), spatial-heavy (K400-like) and fine-motion data: `main`
@@ -16,6 +17,7 @@ Claims of the abstract and where they are checked:
     `ssv2`/`k400` run the conf/ssv2 and conf/k400 recipes on the real data.
   * the priors and design choices: `ablation` (kinematic set), the same statistics vs full pks4.
   * linear in frames: `efficiency` (pks4_lit.bench.heads), time/memory/FLOPs as T grows.
+  * ~10x less training compute than video SSMs: `compute`, FLOPs and wall time to a val top-1 target.
 
 One job per file:
     protocol.py  heads, seeds, epochs, LR grid, ablation switches of the synthetic tables
@@ -33,7 +35,7 @@ One job per file:
     plots.py     figures (docs/figures/)
     markdown.py  Markdown blocks in docs/RESULTS.md, with command, machine and date
     outputs.py   where tables write (docs/RESULTS.md, docs/figures/, docs/results/)
-    table_*.py   the tables: efficiency, lr, main, e2e, ablation, datasets (ssv2, k400)
+    table_*.py   the tables: efficiency, lr, main, e2e, ablation, datasets (ssv2, k400), compute
 """
 from __future__ import annotations
 
@@ -43,13 +45,15 @@ import sys
 
 
 def _tables() -> dict:
-    from pks4_lit.tables import table_ablation, table_datasets, table_e2e, table_efficiency, table_lr, table_main
+    from pks4_lit.tables import (table_ablation, table_compute, table_datasets, table_e2e, table_efficiency, table_lr,
+                                 table_main)
 
     return {"efficiency": table_efficiency.efficiency, "lr": table_lr.main, "main": table_main.main_table,
             "e2e": table_e2e.e2e_table,
             "ablation": table_ablation.ablation_table,
             "ssv2": lambda a, c: table_datasets.dataset_table("ssv2", a, c),
-            "k400": lambda a, c: table_datasets.dataset_table("k400", a, c)}
+            "k400": lambda a, c: table_datasets.dataset_table("k400", a, c),
+            "compute": table_compute.compute_table}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """`make table-compute`: training compute to reach a validation accuracy target (issue 10 §5, the compute claim).
 
-    python -m pks4_lit.tables.table_compute [--data DIR] [--seeds 0 1 2 3 4] [--target 0.8] [--epochs E]
+    python -m pks4_lit.tables compute [--data DIR] [--seeds 0 1 2 3 4] [--target 0.8] [--epochs E]
 
 The paper says PKS4 needs ~10× less training compute than pure video SSMs. On the temporal-heavy
 synthetic set (`pks4 synth --task temporal`: only frame order separates the classes) we train, per seed:
@@ -217,8 +217,8 @@ def sweep(config: Path, data: Path, lrs: list[float], epochs: int, runs_dir: Pat
     return dict(rows=rows, winner=best["lr"], rule="highest val top-1 at the last epoch (seed 0)")
 
 
-def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(prog="table_compute", description=__doc__.split("\n\n")[0])
+def compute_table(argv: list[str], command: str) -> dict:
+    p = argparse.ArgumentParser(prog="tables compute", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="data/compute/temporal", help="temporal-heavy synthetic set (written if missing)")
     p.add_argument("--videos-per-class", type=int, default=24)
     p.add_argument("--config-dir", default="conf/synthetic")
@@ -286,8 +286,7 @@ def main(argv: list[str] | None = None) -> dict:
     out = outputs.repo_path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
-    write_section(render(result, os.environ.get("PKS4_TABLES_COMMAND") or
-                         "python -m pks4_lit.tables.table_compute " + shlex.join(sys.argv[1:] if argv is None else argv)))
+    write_section(render(result, command))
     print(f"[compute] wrote {in_repo(out)} and the compute section of {in_repo(outputs.RESULTS_MD)}", file=sys.stderr)
     return result
 
@@ -437,6 +436,3 @@ def write_section(markdown: str, path: Path | None = None) -> None:
         text = text.rstrip() + f"\n\n{SECTION}\n\n{block}\n"
     path.write_text(text.rstrip() + "\n")
 
-
-if __name__ == "__main__":
-    main()

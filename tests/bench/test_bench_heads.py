@@ -97,3 +97,16 @@ def test_interleave_times_every_case_round_robin(monkeypatch):
     timed = calls[4:4 + 8]                                   # after 4 warm-ups: 2 rounds of 4 cases
     assert timed[:4] == timed[4:] and len(set(timed[:4])) == 4
     assert res["load_average"]["start"] is not None
+
+
+def test_attention_past_max_frames_is_said_once_per_run_not_per_call(capsys, recwarn):
+    """T > max_frames (32): the head's resampling warning is said in one line at the end, with every T."""
+    res = bench.run(_args(rows=["tsn", "attention"], modes=["head"], T=[4, 40], extra_T=[48], repeats=2,
+                          interleave=True))
+    assert not [w for w in recwarn if "exceed max_frames" in str(w.message)]
+    said = [line for line in capsys.readouterr().err.splitlines() if "max_frames" in line]
+    assert said == ["[bench heads] head attention: at T=40, 48 (> the head's max_frames=32) its time embedding "
+                    "was resampled linearly to T rows (max_frames >= T learns one row per frame)"]
+    assert {(r["row"], r["T"]): r.get("time_embed_resampled_from") for r in res["results"]} == {
+        ("tsn", 4): None, ("tsn", 40): None, ("tsn", 48): None,
+        ("attention", 4): None, ("attention", 40): 32, ("attention", 48): 32}

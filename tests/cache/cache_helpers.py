@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pks4_lit.data.datamodule import VideoDataModule
 from pks4_lit.models import VideoClassifier
+from tiny_config import tiny_model_yaml
 
 DATA = dict(format="ssv2", num_frames=4, crop_size=32, short_side=40, batch_size=4, num_workers=0,
             test_split="test", num_clips=2, max_bad_fraction=0.3)
@@ -25,17 +26,7 @@ trainer:
   num_sanity_val_steps: 0
   enable_model_summary: false
   enable_progress_bar: false
-model:
-  net:
-    class_path: pks4_lit.models.VideoClassifier
-    init_args:
-      backbone: {{name: test_efficientnet, feature_index: 2}}
-      head:
-        class_path: pks4_lit.models.PKS4
-        init_args: {{d_state: 4, prior_dim: 8, radius: 1}}
-      dropout: 0.1
-  lr: 0.003
-  warmup_epochs: 0.5
+""" + tiny_model_yaml(dropout=0.1) + """\
 data:
   root: {root}
   format: ssv2

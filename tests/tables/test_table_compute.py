@@ -119,3 +119,30 @@ def test_the_verdict_follows_the_interval_and_the_bound():
     assert tc.verdict(r(20.0, 15.0, 30.0)).startswith("exceeded")
     assert tc.verdict(r(1.9, 1.8, 2.0, ">=")).startswith("not decided")
     assert tc.verdict(r(12.0, 11.0, 13.0, ">=")).startswith("supported as a lower bound")
+
+
+def test_compute_is_a_table_of_python_m_pks4_lit_tables(monkeypatch, capsys):
+    from pks4_lit import tables
+
+    calls = []
+    monkeypatch.setattr(tc, "compute_table", lambda argv, command: calls.append((argv, command)))
+    monkeypatch.delenv("PKS4_TABLES_COMMAND", raising=False)
+    assert tables.main(["compute", "--seeds", "0", "1", "--target", "0.5"]) == 0
+    assert calls == [(["--seeds", "0", "1", "--target", "0.5"],
+                      "python -m pks4_lit.tables compute --seeds 0 1 --target 0.5")]
+    monkeypatch.setenv("PKS4_TABLES_COMMAND", "make table-compute")
+    tables.main(["compute"])
+    assert calls[-1] == ([], "make table-compute")
+    monkeypatch.undo()
+    with pytest.raises(SystemExit) as done:                                # the real parser, nothing run
+        tables.main(["compute", "--help"])
+    assert done.value.code == 0 and "usage: tables compute" in capsys.readouterr().out
+
+
+def test_make_table_compute_runs_the_registered_table_niced():
+    import subprocess
+
+    out = subprocess.run(["make", "-n", "table-compute", "COMPUTE_ARGS=--seeds 0 --target 0.8"], cwd=outputs.REPO,
+                         capture_output=True, text=True, check=True).stdout.splitlines()[-1]
+    assert out.startswith("PKS4_TABLES_COMMAND=\"make table-compute COMPUTE_ARGS='--seeds 0 --target 0.8'\" nice -n 10 ")
+    assert out.endswith(" -m pks4_lit.tables compute --seeds 0 --target 0.8"), out
