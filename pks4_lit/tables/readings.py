@@ -124,3 +124,44 @@ def update_readme() -> None:
 
     if outputs.README.is_file():
         write_readme_block(outputs.README, load("main.json"), load("ablation.json"))
+
+
+def efficiency_readings(res: dict) -> str:
+    """What the efficiency benchmark says about linear cost in T, attention and adapters (numbers from res)."""
+    rs = res["results"]
+    at = {(r["mode"], r["row"], r["T"]): r for r in rs}
+    lines = ["**Readings** (generated from the raw JSON; times are single CPU-thread wall times of one step):\n"]
+
+    def ratio(mode, a, b, t, key):
+        ra, rb = at.get((mode, a, t)), at.get((mode, b, t))
+        return ra[key] / rb[key] if ra and rb and rb.get(key) else None
+
+    head_T = sorted({r["T"] for r in rs if r["mode"] == "head" and r["row"] == "pks4"})
+    sl = res["slopes"].get("head", {}).get("pks4")
+    if sl and head_T:
+        lines.append(f"- pks4 head, linear in T: FLOP slope {sl['train_GFLOPs_per_clip']['tail']:.2f}, "
+                     f"saved-memory slope {sl['saved_MB']['tail']:.2f}, step-time slope {sl['step_s']['tail']:.2f} "
+                     f"(log-log, last three T up to {head_T[-1]}).")
+        steps = [(a, b) for a, b in ((16, 128), (128, 512)) if a in head_T and b in head_T]
+        if steps:
+            lines.append("- pks4 head step time grows " + ", ".join(
+                f"{at[('head', 'pks4', b)]['step_s'] / at[('head', 'pks4', a)]['step_s']:.2f}× "
+                f"from T={a} to T={b} ({b // a}× the frames)" for a, b in steps) + ".")
+    att = res["slopes"].get("head", {}).get("attention")
+    if att and head_T:
+        parts = [f"T={t}: pks4 ÷ attention step time {ratio('head', 'pks4', 'attention', t, 'step_s'):.2f}×, "
+                 f"saved memory {ratio('head', 'pks4', 'attention', t, 'saved_MB'):.2f}×, "
+                 f"FLOPs {ratio('head', 'pks4', 'attention', t, 'train_GFLOPs_per_clip'):.2f}×"
+                 for t in (128, head_T[-1]) if ratio('head', 'pks4', 'attention', t, 'step_s')]
+        lines.append(f"- attention's QKᵀ/AV part grows with slope {att['quad_GFLOPs_per_clip']['tail']:.2f} (quadratic), its "
+                     f"total FLOPs with slope {att['train_GFLOPs_per_clip']['tail']:.2f} at these T on a "
+                     f"{res['config']['size']}×{res['config']['size']} map: " + "; ".join(dict.fromkeys(parts)) + ".")
+    e2e_T = sorted({r["T"] for r in rs if r["mode"] == "e2e" and r["row"] == "st_adapter"})
+    if e2e_T and ("e2e", "pks4", e2e_T[-1]) in at:
+        t = e2e_T[-1]
+        lines.append(f"- ST-Adapter (backpropagates through the frozen backbone) vs pks4 (frozen backbone, head only), "
+                     f"full step from pixels at T={t}: saved memory {ratio('e2e', 'st_adapter', 'pks4', t, 'saved_MB'):.0f}×, "
+                     f"FLOPs per clip {ratio('e2e', 'st_adapter', 'pks4', t, 'train_GFLOPs_per_clip'):.2f}×, "
+                     f"step time {ratio('e2e', 'st_adapter', 'pks4', t, 'step_s'):.2f}×, tunable parameters "
+                     f"{at[('e2e', 'st_adapter', t)]['tunable_params'] / at[('e2e', 'pks4', t)]['tunable_params']:.2f}×.")
+    return "\n".join(lines) + "\n" if len(lines) > 1 else ""

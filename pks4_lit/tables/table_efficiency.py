@@ -1,11 +1,15 @@
-"""`make table-efficiency`: training cost per head as T grows (pks4_lit.bench.heads)."""
+"""`make table-efficiency`: training cost per head as T grows (pks4_lit.bench.heads).
+
+Raw: results/efficiency.json (the benchmark's output plus the table command and machine line); the
+Markdown block, readings included, is rendered from that JSON alone (render()).
+"""
 from __future__ import annotations
 
 import argparse
 import json
 
 from pks4_lit.tables import outputs
-from pks4_lit.tables.markdown import md_table, provenance, write_block
+from pks4_lit.tables.markdown import machine_line, md_table, write_block
 from pks4_lit.tables.plots import plot_efficiency
 
 
@@ -15,17 +19,34 @@ def efficiency(argv: list[str], command: str) -> dict:
     parser = argparse.ArgumentParser(prog="tables efficiency")
     bench.add_arguments(parser)
     args = parser.parse_args(argv)
-    res = bench.run(args)
+    res = dict(bench.run(args), table_command=command, machine_line=machine_line())
     outputs.RAW_DIR.mkdir(parents=True, exist_ok=True)
-    (outputs.RAW_DIR / "efficiency.json").write_text(json.dumps(res, indent=1))
-    png = outputs.FIG_DIR / "efficiency.png"
-    plot_efficiency(res, png)
+    path().write_text(json.dumps(res, indent=1))
+    plot_efficiency(res, png())
+    write_block("efficiency", render(res))
+    return res
 
+
+def path():
+    return outputs.RAW_DIR / "efficiency.json"
+
+
+def png():
+    return outputs.FIG_DIR / "efficiency.png"
+
+
+def render(res: dict) -> str:
+    """The Markdown block, a function of the JSON only."""
+    from pks4_lit.tables.readings import efficiency_readings
+
+    cfg = res["config"]
     modes = [m for m in ("head", "e2e") if any(r["mode"] == m for r in res["results"])]
-    md = [provenance(command), f"![training cost vs T]({outputs.relative(png)})  ",
-          f"Raw numbers: `{outputs.relative(outputs.RAW_DIR / 'efficiency.json')}`. Batch {args.batch}; "
-          f"head mode: features {args.dim}×{args.size}×{args.size}; e2e: {args.backbone} at {args.img_size} px "
-          f"(feature_index {args.feature_index}); step time = fastest of {args.repeats} steps, {args.threads} thread(s).\n"]
+    md = [f"Command: `{res['table_command']}`  \nMachine: {res['machine_line']}  \nDate: {res['date'][:16]}\n",
+          f"![training cost vs T]({outputs.relative(png())})  ",
+          f"Raw numbers: `{outputs.relative(path())}`. Batch {cfg['batch']}; "
+          f"head mode: features {cfg['dim']}×{cfg['size']}×{cfg['size']}; e2e: {cfg['backbone']} at {cfg['img_size']} px "
+          f"(feature_index {cfg['feature_index']}); step time = fastest of {cfg['repeats']} steps, "
+          f"{cfg['threads']} thread(s).\n"]
     for mode in modes:
         rs = [r for r in res["results"] if r["mode"] == mode]
         Ts = sorted({r["T"] for r in rs})
@@ -47,5 +68,5 @@ def efficiency(argv: list[str], command: str) -> dict:
         peaks = {r["row"]: r.get(mem_key) for r in rs if r["T"] == max(Ts)}
         md.append(f"{mem_key} at T={max(Ts)}: " + ", ".join(
             f"{k} {v:.0f}" if v is not None else f"{k} —" for k, v in peaks.items()) + "\n")
-    write_block("efficiency", "### Efficiency: training cost as T grows\n\n" + "\n".join(md))
-    return res
+    md.append(efficiency_readings(res))
+    return "### Efficiency: training cost as T grows\n\n" + "\n".join(md)

@@ -5,7 +5,7 @@ import re
 import pytest
 import yaml
 
-from pks4_lit.tables import outputs, readings, table_ablation, table_e2e, table_lr, table_main
+from pks4_lit.tables import outputs, readings, table_ablation, table_e2e, table_efficiency, table_lr, table_main
 from pks4_lit.tables.aggregate import group_summary, paired
 
 
@@ -63,11 +63,13 @@ def test_lr_winner_written_into_the_config_with_how_it_was_chosen(tmp_path):
 def _committed(name):
     f = outputs.RAW_DIR / name
     data = json.loads(f.read_text()) if f.is_file() else None
-    return data if isinstance(data, dict) and ("sets" in data or "rows" in data or "heads" in data) else None
+    return data if isinstance(data, dict) and ("sets" in data or "rows" in data or "heads" in data
+                                              or "table_command" in data) else None
 
 
 @pytest.mark.parametrize("name,render", [("main.json", table_main.render), ("ablation.json", table_ablation.render),
-                                         ("lr_sweep.json", table_lr.render), ("e2e.json", table_e2e.render)])
+                                         ("lr_sweep.json", table_lr.render), ("e2e.json", table_e2e.render),
+                                         ("efficiency.json", table_efficiency.render)])
 def test_committed_results_md_is_rendered_from_committed_json(name, render):
     data = _committed(name)
     if data is None:
