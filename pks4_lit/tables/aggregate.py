@@ -50,8 +50,9 @@ def group_summary(results: list[dict]) -> dict:
 
 
 def paired(a: list[dict], b: list[dict]) -> dict:
-    """a − b on the same seeds and test clips: paired bootstrap (clips resampled, pooled over seeds)
-    and exact McNemar on the discordant (seed, clip) pairs; significant = bootstrap CI excludes 0."""
+    """a − b on the same seeds and test clips: two-level paired bootstrap (seeds and clips resampled) and
+    the paired t-test over seeds decide `significant` (both must agree); exact McNemar on the discordant
+    (seed, clip) pairs is kept for reference only (it treats a clip's S seeds as independent)."""
     a, b = by_seed(a), by_seed(b)
     if [r["seed"] for r in a] != [r["seed"] for r in b]:
         raise ValueError(f"paired test needs the same seeds: {[r['seed'] for r in a]} vs {[r['seed'] for r in b]}")

@@ -3,7 +3,7 @@
 Every variant is conf/synthetic/pks4.yaml with typed head overrides (`--model.net.head.<arg>`) at
 pks4's validation-chosen LR, for every seed, from the same feature stores as the main table (the full
 pks4 runs are the main table's). "global scan" is the main table's global_ssm row (its own LR).
-Δ vs full: paired bootstrap over the same test clips pooled over seeds, and McNemar; * = significant.
+Δ vs full: two-level paired bootstrap (seeds and test clips) and the paired t over seeds; * = both agree.
 Raw: results/ablation.json; the Markdown is rendered from it alone (render()).
 """
 from __future__ import annotations
@@ -70,10 +70,11 @@ def render(out: dict) -> str:
     rows = []
     for name, r in out["rows"].items():
         d = r.get("vs_full")
-        rows.append([name, fmt_ci(r["test"]), fmt_delta(d), "—" if d is None else f"{d['p']:.3g}",
+        rows.append([name, fmt_ci(r["test"]), fmt_delta(d),
+                     "—" if d is None or d.get("seed_t_p") is None else f"{d['seed_t_p']:.3g}",
                      "—" if d is None else f"{d['mcnemar_p']:.3g}",
                      "—" if d is None else f"{d['a_only']} / {d['b_only']}"])
-    head = ["variant", "test top-1 (%)", "Δ vs full [95 % CI]", "bootstrap p", "McNemar p",
+    head = ["variant", "test top-1 (%)", "Δ vs full [95 % CI]", "paired t p (seeds)", "McNemar p (reference)",
             "only variant right / only full right"]
     return "\n".join([
         f"### Ablations of PKS4 ({out['set']} set)\n",
@@ -82,8 +83,10 @@ def render(out: dict) -> str:
         f"conf/synthetic/pks4.yaml, pks4's LR {out['lr']['pks4']:g}); global scan = the global_ssm head at its "
         f"own LR {out['lr']['global_ssm']:g}. Seeds {', '.join(map(str, out['seeds']))}, {out['epochs']} epochs "
         f"from the frozen-feature stores, checkpoint chosen on validation, {next(iter(out['rows'].values()))['n_test']} "
-        f"test clips. Δ in points vs full pks4 on the same seeds and test clips: paired bootstrap pooled over seeds "
-        f"(95 % interval, * = excludes 0) and exact McNemar over the discordant (seed, clip) pairs. "
+        f"test clips. Δ in points vs full pks4 on the same seeds and test clips: 95 % two-level paired bootstrap "
+        f"(seeds and clips redrawn); * = significant: that interval excludes 0 AND the paired t-test over the "
+        f"per-seed differences has p < 0.05. McNemar over the pooled (seed, clip) pairs treats a clip's seeds as "
+        f"independent: reference only. Not run: {protocol.ABLATIONS_LEFT_OUT}. "
         f"Raw: `{outputs.relative(path())}`.\n",
         md_table(head, rows) + "\n",
         ablation_readings(out),

@@ -121,7 +121,7 @@ def render(out: dict) -> str:
         f"Command: `{out['command']}`  \nMachine: {out['machine']}  \nDate: {out['date']}\n",
         f"Trained from pixels, {out['epochs']} epochs, seeds {', '.join(map(str, out['seeds']))}, checkpoint chosen "
         f"on validation; Δ vs the main table's {ref} runs (LR {out.get('reference_lr', 0):g}, from table-lr) on the "
-        f"same seeds and test clips (paired bootstrap, * = significant). Each model runs at its own LR, named in "
+        f"same seeds and test clips (two-level paired bootstrap over seeds and clips; * = it and the paired t over seeds agree). Each model runs at its own LR, named in "
         f"the LR column; no model runs at another model's LR. Raw: `{outputs.relative(path())}`.\n",
         md_table(["model", "LR"] + [c for t in sets_ for c in (f"{t} test top-1 (%)", f"Δ vs {ref}")], rows) + "\n",
         "LR of each model: " + "; ".join(f"`{m}` {out['lr'][m]:g}: {h}" for m, h in out["lr_how"].items()) + ".\n",

@@ -3,7 +3,7 @@
 Each head runs at its own LR (the validation sweep, table_lr) for every seed, from the feature store
 of its set and seed (frozen backbone: no decoding, no backbone forward while training); each run's
 checkpoint is chosen on validation and read once on test. Rows: mean test top-1 ± 95 % CI over seeds;
-Δ vs pks4 with a paired bootstrap over the same test clips (pooled over seeds) and McNemar.
+Δ vs pks4 with a two-level paired bootstrap (seeds and test clips) and the paired t over seeds.
 The end-to-end rows (ST-Adapter, VideoMamba: from pixels) are not run here (see E2E_NOTE).
 Raw: results/main.json; the Markdown is rendered from it alone (render()).
 """
@@ -122,8 +122,10 @@ def render(out: dict) -> str:
         f"{out['views']} training views per clip; the backbone is frozen, so this is the same model as from "
         f"pixels), keeps the checkpoint with the best **validation** top-1 and is read once on test. "
         f"Test clips: {sizes}. Δ: accuracy difference vs {out['reference']} in points, pooled over seeds, with a "
-        f"95 % paired-bootstrap interval over the same test clips; * = the interval excludes 0 "
-        f"(McNemar p in the raw file). LR: each head's own, chosen on validation (table above); the global_ssm "
+        f"95 % two-level paired-bootstrap interval (each replicate redraws the seeds and the test clips, the same "
+        f"clips for both rows); * = significant: that interval excludes 0 AND the paired t-test over the per-seed "
+        f"differences has p < 0.05 (both in the raw file, with McNemar for reference). "
+        f"LR: each head's own, chosen on validation (table above); the global_ssm "
         f"variants were not swept (time) and run at global_ssm's, marked so. "
         f"Raw: `{outputs.relative(path())}`.\n",
         md_table(header, rows) + "\n",
