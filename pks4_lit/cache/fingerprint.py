@@ -10,7 +10,8 @@ A store holds the features of exactly the clips the pixel path would build, so e
   model.normalize         the pixel mean/std the classifier applies
   trainer.precision       the autocast the backbone runs under (bf16 features differ from fp32)
   data.<key>              every datamodule setting the clip depends on (DATA_KEYS: sampler, frames,
-                          crop, short side, scale, flip, eval views, seed, format, split choice)
+                          crop, short side, scale, flip, eval views, seed, format, split choice,
+                          max_missing_fraction: truncated videos served or dropped)
   data.classes            the class-name list (labels index it)
   data.annotations.<split>  sha256 of the split's sample list as the annotation reader parsed it
                           (id, label, video path relative to the root): the annotation files'
@@ -34,7 +35,8 @@ from pks4_lit.data.annotations import DatasetError, read_samples
 log = logging.getLogger(__name__)
 
 DATA_KEYS = ("format", "split", "test_split", "video_dir", "num_frames", "sampler", "frame_stride", "crop_size",
-             "short_side", "scale", "hflip", "num_clips", "num_crops", "seed")
+             "short_side", "scale", "hflip", "num_clips", "num_crops", "seed",
+             "max_missing_fraction")  # decides whether a truncated video is served (repeated frames) or bad
 
 
 class StoreMismatchError(DatasetError):

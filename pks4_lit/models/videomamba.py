@@ -17,9 +17,11 @@ Facts taken from it:
     the backward scan has its own conv1d_b/x_proj_b/dt_proj_b/A_b_log/D_b (mamba_block.py);
   * block: residual += drop_path(hidden); hidden = mixer(RMSNorm(residual)); drop path i of
     [0] + linspace(0, drop_path_rate, depth); the final add uses drop_path_rate; RMSNorm eps 1e-5;
-  * init: Linear weights trunc_normal(0.02) and zero biases (except the dt bias), pos_embed
+  * init: Linear weights trunc_normal(0.02) and zero biases, pos_embed
     trunc_normal(0.02), class token and temporal_pos_embedding zero, each out_proj re-drawn
-    (kaiming-uniform, a=√5) and divided by √depth;
+    (kaiming-uniform, a=√5) and divided by √depth; the official init also zeroes dt_proj.bias (Δ starts
+    at softplus(0) ≈ 0.69 from scratch), ours keeps Mamba's dt init (Δ in [1e-3, 0.1]): a difference
+    from random init only, a loaded checkpoint overwrites it;
   * inputs normalised with the ImageNet mean/std; no weight decay on pos_embed, cls_token,
     temporal_pos_embedding (`no_weight_decay()`; ours adds the SSM's A_log/A_b_log/D/D_b);
   * published sizes: tiny 192/24, small 384/24, middle 576/32 (width/depth), patch 16, 224 px.

@@ -31,7 +31,9 @@ MODELS = {  # name: (config, note)
                                  "(conf/synthetic/videomamba.yaml)"),
 }
 CONFIG_LR_HOW = {"videomamba": "its config's, chosen on validation by its own sweep in `make table-compute` "
-                               "(conf/synthetic/videomamba.yaml says how); not swept here"}
+                               "(conf/synthetic/videomamba.yaml says how) under another protocol than this "
+                               "table's: the compute set (temporal), seed 0 only, final-epoch val top-1 after 16 "
+                               "epochs, grid 1e-4/3e-4/1e-3/3e-3 with the winner at its top edge; not swept here"}
 
 
 def e2e_trial(args, task: str, name: str, lr: float, seed: int) -> Trial:
@@ -122,7 +124,10 @@ def render(out: dict) -> str:
         f"Trained from pixels, {out['epochs']} epochs, seeds {', '.join(map(str, out['seeds']))}, checkpoint chosen "
         f"on validation; Δ vs the main table's {ref} runs (LR {out.get('reference_lr', 0):g}, from table-lr) on the "
         f"same seeds and test clips (two-level paired bootstrap over seeds and clips; * = it and the paired t over seeds agree). Each model runs at its own LR, named in "
-        f"the LR column; no model runs at another model's LR. Raw: `{outputs.relative(path())}`.\n",
+        f"the LR column; no model runs at another model's LR. The {ref} reference trains from its frozen-feature "
+        f"stores ({out.get('views', protocol.VIEWS)} training views replayed over the epochs), these rows from "
+        f"pixels (a new view every epoch): a difference in augmentation that favours these rows, if anything. "
+        f"Raw: `{outputs.relative(path())}`.\n",
         md_table(["model", "LR"] + [c for t in sets_ for c in (f"{t} test top-1 (%)", f"Δ vs {ref}")], rows) + "\n",
         "LR of each model: " + "; ".join(f"`{m}` {out['lr'][m]:g}: {h}" for m, h in out["lr_how"].items()) + ".\n",
         "Models: " + "; ".join(f"`{m}`: {n}" for m, n in out["notes"].items()) + ".\n",

@@ -54,6 +54,7 @@ def test_ddp_ranks_get_disjoint_shards_through_the_datamodule(synth, store):
 @pytest.mark.parametrize("change, field", [
     (dict(data=dict(crop_size=28)), "data.crop_size (store 32, config 28)"),
     (dict(data=dict(num_frames=3)), "data.num_frames (store 4, config 3)"),
+    (dict(data=dict(max_missing_fraction=0.0)), "data.max_missing_fraction (store 0.25, config 0.0)"),
     (dict(model=dict(seed=1)), "model.backbone_weights"),
     (dict(model=dict(feature_index=1)), "model.tap"),
     (dict(precision="bf16-mixed"), "trainer.precision (store 32-true, config bf16-mixed)"),
