@@ -142,7 +142,9 @@ def test_compute_is_a_table_of_python_m_pks4_lit_tables(monkeypatch, capsys):
 def test_make_table_compute_runs_the_registered_table_niced():
     import subprocess
 
-    out = subprocess.run(["make", "-n", "table-compute", "COMPUTE_ARGS=--seeds 0 --target 0.8"], cwd=outputs.REPO,
-                         capture_output=True, text=True, check=True).stdout.splitlines()[-1]
+    # under `make test` the parent make's MAKEFLAGS (w) adds "Entering/Leaving directory" lines: pick the recipe
+    lines = subprocess.run(["make", "--no-print-directory", "-n", "table-compute", "COMPUTE_ARGS=--seeds 0 --target 0.8"],
+                           cwd=outputs.REPO, capture_output=True, text=True, check=True).stdout.splitlines()
+    out = next(line for line in lines if "pks4_lit.tables compute" in line)
     assert out.startswith("PKS4_TABLES_COMMAND=\"make table-compute COMPUTE_ARGS='--seeds 0 --target 0.8'\" nice -n 10 ")
     assert out.endswith(" -m pks4_lit.tables compute --seeds 0 --target 0.8"), out
