@@ -18,7 +18,7 @@ from pks4_lit.tables import outputs, plan, protocol
 from pks4_lit.tables.aggregate import lr_winner
 from pks4_lit.tables.markdown import md_table
 from pks4_lit.tables.pool import run_trials
-from pks4_lit.tables.table_lr import write_config_lr
+from pks4_lit.tables.table_lr import sweep_cells, write_config_lr
 
 SWEPT = {"st_adapter": "st_adapter"}          # model: its config under --config-dir
 GRID_NOTE = ("table-lr's grid plus one ×4 step below: ST-Adapter's official LR, 7.5e-4–1e-3 "
@@ -76,11 +76,8 @@ def how(sw: dict) -> str:
 def render(sw: dict) -> str:
     """The sweep's Markdown (a function of its JSON section only)."""
     grid = sw["grid"]
-    rows = []
-    for name, h in sw["models"].items():
-        means = {lr: sum(h["best_val"][repr(lr)]) / len(h["best_val"][repr(lr)]) for lr in grid}
-        rows.append([name] + [("**%.3f**" if lr == h["winner"] else "%.3f") % means[lr] for lr in grid]
-                    + [f"{h['winner']:g}", f"{sw['config_dir'].rstrip('/')}/{h['config']}.yaml"])
+    rows = [[name] + sweep_cells(h, grid) + [f"{sw['config_dir'].rstrip('/')}/{h['config']}.yaml"]
+            for name, h in sw["models"].items()]
     lo, hi = min(grid), max(grid)
     edges = [f"{n} won at the grid's {'largest' if h['winner'] == hi else 'smallest'} LR ({h['winner']:g}): "
              f"a {'larger' if h['winner'] == hi else 'smaller'} one was not tried"

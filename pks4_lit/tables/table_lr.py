@@ -79,14 +79,17 @@ def write_config_lr(config, lr: float, out: dict) -> None:
     config.write_text(LR_LINE.sub(f"  lr: {lr:g}                 # {lr_comment(out)}", text))
 
 
+def sweep_cells(h: dict, grid) -> list[str]:
+    """One swept row's cells: mean best-val per LR of `grid` (the winner in bold), then the winner."""
+    means = {lr: sum(h["best_val"][repr(lr)]) / len(h["best_val"][repr(lr)]) for lr in grid}
+    return [("**%.3f**" if lr == h["winner"] else "%.3f") % means[lr] for lr in grid] + [f"{h['winner']:g}"]
+
+
 def render(out: dict) -> str:
     """The Markdown block, a function of the JSON only."""
     grid = out["grid"]
-    rows = []
-    for name, h in out["heads"].items():
-        means = {lr: sum(h["best_val"][repr(lr)]) / len(h["best_val"][repr(lr)]) for lr in grid}
-        rows.append([name] + [("**%.3f**" if lr == h["winner"] else "%.3f") % means[lr] for lr in grid]
-                    + [f"{h['winner']:g}", f"conf/synthetic/{h['config']}.yaml" if h["own_config"] else "`--model.lr`"])
+    rows = [[name] + sweep_cells(h, grid) + [f"conf/synthetic/{h['config']}.yaml" if h["own_config"] else "`--model.lr`"]
+            for name, h in out["heads"].items()]
     return "\n".join([
         "### Learning rate per head (chosen on validation)\n",
         f"Command: `{out['command']}`  \nDate: {out['date']}\n",
